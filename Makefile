@@ -1,0 +1,27 @@
+# Two entry points for a fresh machine with Python 3.11+ and make:
+#   make demo   sets up .venv and runs the main job on a small embedded default
+#   make test   sets up .venv and runs the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test benchmark clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m experiments.demo --workdir=$(or $(WORKDIR),/tmp/visionary_demo)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+benchmark: $(STAMP)
+	$(BIN)/python -m experiments.benchmark --suite=$(or $(SUITE),networks)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,18 @@
+"""Grasping: a KUKA arm picks one of 5 random objects from a tray.
+
+Select a preset as `--config=experiments/configs/grasping.py:cpu`.
+"""
+
+import ml_collections
+
+from experiments.configs import base
+
+
+def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
+  preset = base.check_preset(preset)
+  config = ml_collections.ConfigDict()
+  config.task = "grasping"
+  config.preset = preset
+  config.seed = 0  # every random stream of a run derives from this
+  config.network = base.network(preset)
+  return config
