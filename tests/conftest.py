@@ -1,0 +1,34 @@
+"""Shared fixtures: the smoke preset and random inputs for it."""
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax
+import numpy as np
+import pytest
+
+from experiments.configs import base
+from visionary_jax import action_space
+from visionary_jax.nets import qnetwork
+
+
+@pytest.fixture(scope="session")
+def smoke_spec() -> qnetwork.NetworkSpec:
+  return qnetwork.NetworkSpec.from_config(base.network("smoke"))
+
+
+def random_inputs(spec: qnetwork.NetworkSpec, batch: int, seed: int = 0):
+  """(image uint8 [B, S, S, 3], state_action float32 [B, 9]) drawn from a seeded generator."""
+  rng = np.random.default_rng(seed)
+  image = rng.integers(0, 256, (batch, spec.image_size, spec.image_size, 3), dtype=np.uint8)
+  state_action = rng.normal(size=(batch, action_space.STATE_ACTION_DIM)).astype(np.float32)
+  return image, state_action
+
+
+def perturbed(params, seed: int = 1, scale: float = 0.3):
+  """Params plus Gaussian noise, so that identity-like initialisations cannot hide a bug."""
+  leaves, treedef = jax.tree_util.tree_flatten(params)
+  keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+  return jax.tree_util.tree_unflatten(
+      treedef, [x + scale * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)])
