@@ -15,7 +15,9 @@ def test_baseline_is_add_after_second_pool():
   assert G.BASELINE.ops == ("noop", "add", "noop", "noop", "noop")
   assert G.BASELINE.attention == ((),) * 5
   assert G.BASELINE.first_action_location == 1
-  assert not G.BASELINE.uses_dilated
+  assert G.BASELINE.dilation_rates == ()
+  assert EXAMPLE.dilation_rates == (2, 4)
+  assert G.Genotype(ops=G.BASELINE.ops, attention=((), (), (), (), ("dilated4",))).dilation_rates == (4,)
 
 
 def test_candidates_are_causal():

@@ -92,8 +92,9 @@ class Genotype:
     return None
 
   @property
-  def uses_dilated(self) -> bool:
-    return any(e.startswith("dilated") for edges in self.attention for e in edges)
+  def dilation_rates(self) -> tuple[int, ...]:
+    """Rates of the dilated branches that some kept edge reads."""
+    return tuple(r for r in DILATION_RATES if any(dilated_name(r) in edges for edges in self.attention))
 
   # The interface a network is built from, shared with SearchSpace.
   attention_gated = False
@@ -203,8 +204,8 @@ class SearchSpace:
     return 0 if self.fusion or self.attention else self.fixed.first_action_location
 
   @property
-  def uses_dilated(self) -> bool:
-    return self.attention or self.fixed.uses_dilated
+  def dilation_rates(self) -> tuple[int, ...]:
+    return DILATION_RATES if self.attention else self.fixed.dilation_rates
 
 
 def save_json(genotype: Genotype, path: str, extra: Mapping[str, Any] | None = None) -> None:

@@ -39,8 +39,63 @@ class ConvNormReLU(nn.Module):
 
 
 def max_pool(x: jax.Array, window: int) -> jax.Array:
-  """VALID max-pool with stride = window. [B, H, W, C] -> [B, H // window, W // window, C]."""
-  return nn.max_pool(x, (window, window), strides=(window, window), padding="VALID")
+  """VALID max-pool with stride = window. [B, H, W, C] -> [B, H // window, W // window, C].
+
+  Non-overlapping windows are a reshape and a max, whose gradient is a cheap
+  mask; XLA's general reduce_window gradient (select-and-scatter) is several
+  times slower on CPU.
+  """
+  b, h, w, c = x.shape
+  ho, wo = h // window, w // window
+  x = x[:, :ho * window, :wo * window, :].reshape(b, ho, window, wo, window, c)
+  return jnp.max(x, axis=(2, 4))
+
+
+def space_to_depth(x: jax.Array, block: int) -> jax.Array:
+  """[B, H, W, C] -> [B, H / block, W / block, block * block * C], channels ordered (dy, dx, c)."""
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // block, block, w // block, block, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h // block, w // block, block * block * c)
+
+
+def strided_conv(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+  """SAME convolution of x [B, H, W, C] with kernel [k, k, C, D] at `stride`.
+
+  Where k and H are multiples of the stride and k / stride is odd, this is
+  computed exactly as a stride-1 (k / stride)-sized convolution of the
+  space-to-depth input (the TPU trick for a network's first layer); XLA's CPU
+  convolution with a 3-channel input and stride 2 is far slower.
+  """
+  k, s = kernel.shape[0], stride
+  dn = ("NHWC", "HWIO", "NHWC")
+  if s == 1 or k % s or (k // s) % 2 == 0 or x.shape[1] % s or x.shape[2] % s:
+    return jax.lax.conv_general_dilated(x, kernel, (s, s), "SAME", dimension_numbers=dn)
+  ks, c, d = k // s, kernel.shape[2], kernel.shape[3]
+  folded = kernel.reshape(ks, s, ks, s, c, d).transpose(0, 2, 1, 3, 4, 5).reshape(ks, ks, s * s * c, d)
+  return jax.lax.conv_general_dilated(space_to_depth(x, s), folded, (1, 1), "SAME", dimension_numbers=dn)
+
+
+class Stem(nn.Module):
+  """The first layer: strided conv (no bias) -> max-pool -> GroupNorm -> ReLU.
+
+  [B, S, S, 3] -> [B, ceil(S / stride) // pool, ..., features]. Pooling before
+  the norm normalises pool*pool times fewer values (max-pool commutes with
+  ReLU; the norm's statistics are those of the pooled map).
+  """
+
+  features: int
+  kernel: int
+  stride: int
+  pool: int
+  groups: int
+  init_std: float
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", kernel_init(self.init_std), (self.kernel, self.kernel, x.shape[-1], self.features))
+    x = max_pool(strided_conv(x, kernel, self.stride), self.pool)
+    x = nn.GroupNorm(num_groups=self.groups, epsilon=1e-3, name="norm")(x)
+    return nn.relu(x)
 
 
 def global_average_pool(x: jax.Array) -> jax.Array:

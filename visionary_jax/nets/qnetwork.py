@@ -11,7 +11,7 @@ One module builds every network of the paper:
 The trunk, from image to logit, with the merge locations L0..L4:
 
   image uint8 [B, S, S, 3] -> /255
-  stage 0: conv1 (stride 2), max-pool, first half of block 2       -> L0
+  stage 0: conv1 (stride 2), max-pool (Stem), first half of block 2  -> L0
   stage 1: second half of block 2, max-pool                          -> L1   (dilated branches read this)
   stage 2: first half of block 3                                     -> L2
   stage 3: second half of block 3, max-pool                          -> L3
@@ -158,12 +158,11 @@ class QNetwork(nn.Module):
   def setup(self):
     s, a = self.spec, self.arch
     conv = lambda k, **kw: layers.ConvNormReLU(s.channels, k, groups=s.norm_groups, init_std=s.init_std, **kw)
-    self.conv1 = conv(s.conv1_kernel, stride=s.conv1_stride)
+    self.conv1 = layers.Stem(s.channels, s.conv1_kernel, s.conv1_stride, s.pool1, s.norm_groups, s.init_std)
     self.block2 = [conv(s.block2_kernel) for _ in range(s.block2_depth)]
     self.block3 = [conv(s.block3_kernel) for _ in range(s.block3_depth)]
     self.block4 = [conv(s.block4_kernel, padding=s.block4_padding) for _ in range(s.block4_depth)]
-    if a.uses_dilated:
-      self.dilated = {str(r): conv(3, dilation=r) for r in genotype_lib.DILATION_RATES}
+    self.dilated = {str(r): conv(3, dilation=r) for r in a.dilation_rates}
     self.action_encoder = ActionEncoder(s.action_width, s.init_std)
     self.fusion = [fusion_lib.FusionModule(a.fusion_ops(i), s.init_std, s.conv_filter_kernel)
                    for i in range(genotype_lib.NUM_LOCATIONS)]
@@ -182,7 +181,7 @@ class QNetwork(nn.Module):
     s = self.spec
     h2, h3 = s.block2_depth // 2, s.block3_depth // 2
     if i == 0:
-      x = layers.max_pool(self.conv1(x), s.pool1)
+      x = self.conv1(x)
       layers_in_stage = self.block2[:h2]
     elif i == 1:
       layers_in_stage = self.block2[h2:]
@@ -198,8 +197,8 @@ class QNetwork(nn.Module):
       x = layers.max_pool(x, s.pool2)
     elif i == 3:
       x = layers.max_pool(x, s.pool3)
-    if i == genotype_lib.DILATED_FROM_LOCATION and self.arch.uses_dilated:
-      for r in genotype_lib.DILATION_RATES:
+    if i == genotype_lib.DILATED_FROM_LOCATION:
+      for r in self.arch.dilation_rates:
         pooled[genotype_lib.dilated_name(r)] = layers.global_average_pool(self.dilated[str(r)](x))
     return x
 
