@@ -43,3 +43,46 @@ def network(preset: str) -> ml_collections.ConfigDict:
   c.dilation_rates = (2, 4)  # parallel dilated convs feeding only peer attention
   c.conv_filter_kernel = 3  # spatial size of the action-generated depthwise filters
   return c
+
+
+def train(preset: str) -> ml_collections.ConfigDict:
+  """QT-Opt learner (visionary_jax.qtopt): optimisers, Bellman target, schedule, checkpoints."""
+  check_preset(preset)
+  c = ml_collections.ConfigDict()
+  c.steps = {"paper": 80_000, "cpu": 6_000, "smoke": 6}[preset]  # gradient steps of the run
+  # Weights theta (paper IV-E: SGD, momentum 0.958, lr 0.0044, L2 9e-5 on weights).
+  c.optimizer = {"paper": "sgd", "cpu": "adam", "smoke": "sgd"}[preset]  # "sgd" (momentum) or "adam"
+  c.learning_rate = {"paper": 0.0044, "cpu": 3e-4, "smoke": 0.0044}[preset]  # constant
+  c.momentum = 0.958  # SGD momentum (ignored by adam)
+  c.l2 = 9e-5  # L2 coefficient on kernels: adds l2 * w to their gradients
+  # Architecture logits phi (Eq. 2): same loss, own optimiser partition.
+  c.arch_optimizer = {"paper": "sgd", "cpu": "adam", "smoke": "sgd"}[preset]  # "sgd" or "adam"
+  c.arch_learning_rate = {"paper": 0.0044, "cpu": 3e-4, "smoke": 0.0044}[preset]  # constant
+  c.arch_momentum = 0.958  # SGD momentum of the architecture partition (ignored by adam)
+  c.arch_l2 = 0.0  # L2 coefficient on the architecture logits
+  # Bellman target (QT-Opt clipped double Q).
+  c.gamma = 0.9  # discount
+  c.polyak = {"paper": 0.9999, "cpu": 0.995, "smoke": 0.5}[preset]  # target1 <- p * target1 + (1 - p) * online
+  c.lag = {"paper": 6000, "cpu": 500, "smoke": 2}[preset]  # every `lag` steps target2 <- target1
+  c.target_cem = cem(preset)  # argmax_a' Q_target1(s', a') for the target (cheaper at cpu)
+  c.target_cem.num_samples = {"paper": 64, "cpu": 16, "smoke": 8}[preset]
+  c.target_cem.num_elites = {"paper": 6, "cpu": 4, "smoke": 2}[preset]
+  # Host loop.
+  c.log_every = {"paper": 100, "cpu": 50, "smoke": 1}[preset]  # steps between metrics records
+  c.checkpoint_every = {"paper": 1000, "cpu": 500, "smoke": 2}[preset]  # steps between checkpoints
+  c.keep_checkpoints = 3  # newest checkpoints kept in the workdir
+  c.eval_every = {"paper": 1000, "cpu": 1000, "smoke": 0}[preset]  # steps between evaluations, 0: never
+  c.dataset_dir = ""  # episodes directory from experiments/collect.py (required by experiments/train.py)
+  return c
+
+
+def cem(preset: str) -> ml_collections.ConfigDict:
+  """Cross-entropy method over actions (visionary_jax.qtopt.cem); QT-Opt uses 64 / 6 / 2."""
+  check_preset(preset)
+  c = ml_collections.ConfigDict()
+  c.num_samples = {"paper": 64, "cpu": 64, "smoke": 16}[preset]  # candidate actions per iteration
+  c.num_elites = {"paper": 6, "cpu": 6, "smoke": 4}[preset]  # best candidates the fit uses
+  c.iterations = 2  # sample-and-refit rounds
+  c.variance_floor = 1e-4  # minimum variance of each continuous dimension after a refit
+  c.probability_floor = 0.05  # minimum probability of each gripper command after a refit
+  return c

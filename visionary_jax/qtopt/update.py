@@ -1,0 +1,189 @@
+"""One QT-Opt update: clipped double-Q target by CEM, log loss, joint step on weights and architecture.
+
+`train_step` is pure and module-level; `make_pmapped_step` binds the network,
+optimiser and hyper-parameters and maps it over local devices (axis 'devices'):
+each device holds a slice of the global batch, gradients and metrics are
+averaged with `lax.pmean`. The networks use Group/LayerNorm, so nothing else
+needs synchronising.
+
+The CEM of transition i of step k draws from fold_in(fold_in(rng, k), i), i the
+transition's index in the global batch, so an update does not depend on how
+the batch is split over devices.
+"""
+
+import dataclasses
+import functools
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from visionary_jax import action_space
+from visionary_jax.nets import qnetwork
+from visionary_jax.qtopt import cem
+from visionary_jax.qtopt import losses
+from visionary_jax.qtopt import train_state as train_state_lib
+
+AXIS = "devices"
+BATCH_KEYS = ("image", "gripper_closed", "height", "action", "reward", "done", "next_image",
+              "next_gripper_closed", "next_height")
+Batch = Mapping[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateConfig:
+  """Hyper-parameters of the Bellman update (experiments/configs/base.py:train)."""
+
+  gamma: float
+  polyak: float
+  lag: int
+  target_cem: cem.CEMConfig
+
+  def __post_init__(self):
+    if not 0 <= self.gamma <= 1:
+      raise ValueError(f"train config field 'gamma' must be in [0, 1], got {self.gamma!r}")
+    if not 0 <= self.polyak < 1:
+      raise ValueError(f"train config field 'polyak' must be in [0, 1), got {self.polyak!r}")
+    if not isinstance(self.lag, int) or self.lag < 1:
+      raise ValueError(f"train config field 'lag' must be a positive integer, got {self.lag!r}")
+
+  @classmethod
+  def from_config(cls, train: ml_collections.ConfigDict) -> "UpdateConfig":
+    return cls(gamma=float(train.gamma), polyak=float(train.polyak), lag=train.lag,
+               target_cem=cem.CEMConfig.from_config(train.target_cem))
+
+
+def check_batch(batch: Mapping[str, Any], leading: int | None = None) -> None:
+  """Raises ValueError naming the first missing key or inconsistent leading shape."""
+  missing = [k for k in BATCH_KEYS if k not in batch]
+  if missing:
+    raise ValueError(f"batch is missing keys {missing}; expected {list(BATCH_KEYS)}")
+  shape = batch["reward"].shape
+  for k in BATCH_KEYS:
+    if batch[k].shape[:len(shape)] != shape:
+      raise ValueError(f"batch key {k!r} has shape {batch[k].shape}, expected leading dims {shape}")
+  if leading is not None and shape[0] != leading:
+    raise ValueError(f"batch leading axis is {shape[0]}, expected one slice per local device ({leading})")
+
+
+def _state(gripper_closed: jax.Array, height: jax.Array) -> jax.Array:
+  """[B] or [B, 1] scalars -> state [B, 2]."""
+  b = gripper_closed.shape[0]
+  return jnp.concatenate([gripper_closed.reshape(b, 1), height.reshape(b, 1)], axis=-1).astype(jnp.float32)
+
+
+def transition_keys(rng: jax.Array, step: jax.Array, batch_size: int, axis_name: str | None) -> jax.Array:
+  """[B] keys of this device's transitions: fold_in(fold_in(rng, step), global index)."""
+  offset = jax.lax.axis_index(axis_name) * batch_size if axis_name else 0
+  step_key = jax.random.fold_in(rng, step)
+  return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(offset + jnp.arange(batch_size))
+
+
+def bellman_targets(network: qnetwork.QNetwork, config: UpdateConfig, target: Any, lagged: Any, batch: Batch,
+                    keys: jax.Array) -> tuple[jax.Array, Metrics]:
+  """y [B] = clip(r + gamma (1 - done) min(Q_target1, Q_target2)(s', a*), 0, 1), a* by CEM on Q_target1.
+
+  Args:
+    network: the Q-network.
+    config: update hyper-parameters (gamma, target CEM).
+    target, lagged: {"params", "arch"} of the two target networks.
+    batch: one device's batch (BATCH_KEYS, leading axis B).
+    keys: [B] PRNG keys for CEM.
+  """
+  state_t = _state(batch["next_gripper_closed"], batch["next_height"])
+  target_vars = train_state_lib.as_variables(target)
+  a_star, logit_t1 = cem.argmax_q(network, target_vars, batch["next_image"], state_t, keys, config.target_cem)
+  state_action_t = jnp.concatenate([a_star, state_t], axis=-1)
+  logit_t2 = network.apply(train_state_lib.as_variables(lagged), batch["next_image"], state_action_t)
+  return losses.clipped_double_q_target(batch["reward"].astype(jnp.float32), batch["done"].astype(jnp.float32),
+                                        qnetwork.q_value(logit_t1), qnetwork.q_value(logit_t2), config.gamma)
+
+
+def loss_fn(trainable: dict[str, Any], network: qnetwork.QNetwork, batch: Batch,
+            y: jax.Array) -> tuple[jax.Array, Metrics]:
+  """Log loss of Q(s, a) against fixed targets y [B]; differentiable in weights and architecture."""
+  b = y.shape[0]
+  state_action = jnp.concatenate([batch["action"].reshape(b, action_space.ACTION_DIM).astype(jnp.float32),
+                                  _state(batch["gripper_closed"], batch["height"])], axis=-1)
+  logits = network.apply(train_state_lib.as_variables(trainable), batch["image"], state_action)
+  return losses.log_loss(logits, y)
+
+
+def _norm(tree) -> jax.Array:
+  leaves = jax.tree_util.tree_leaves(tree)
+  return optax.global_norm(leaves) if leaves else jnp.zeros((), jnp.float32)
+
+
+def gradient_step(state: train_state_lib.TrainState, batch: Batch, y: jax.Array, *, network: qnetwork.QNetwork,
+                  optimizer: optax.GradientTransformation, config: UpdateConfig,
+                  axis_name: str | None = None) -> tuple[train_state_lib.TrainState, Metrics]:
+  """Forward, backward and optimiser step against given targets, then the target-network updates."""
+  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.trainable, network, batch, y)
+  if axis_name:
+    grads = jax.lax.pmean(grads, axis_name)
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.trainable)
+  trainable = optax.apply_updates(state.trainable, updates)
+  p = config.polyak
+  target = jax.tree_util.tree_map(lambda t, o: p * t + (1.0 - p) * o, state.target, trainable)
+  step = state.step + 1
+  refresh = step % config.lag == 0
+  lagged = jax.tree_util.tree_map(lambda l, t: jnp.where(refresh, t, l), state.lagged, target)
+  metrics.update(grad_norm=_norm(grads["params"]), arch_grad_norm=_norm(grads["arch"]),
+                 param_norm=_norm(trainable["params"]), arch_param_norm=_norm(trainable["arch"]),
+                 update_norm=_norm(updates["params"]))
+  new_state = state.replace(params=trainable["params"], arch=trainable["arch"], target=target, lagged=lagged,
+                            opt_state=opt_state, step=step)
+  return new_state, metrics
+
+
+def _reduce(metrics: Metrics, axis_name: str | None) -> Metrics:
+  if not axis_name:
+    return metrics
+  reduce = {"q_min": jax.lax.pmin, "q_max": jax.lax.pmax}
+  return {k: reduce.get(k, jax.lax.pmean)(v, axis_name) for k, v in metrics.items()}
+
+
+def train_step(state: train_state_lib.TrainState, batch: Batch, *, network: qnetwork.QNetwork,
+               optimizer: optax.GradientTransformation, config: UpdateConfig,
+               axis_name: str | None = None) -> tuple[train_state_lib.TrainState, Metrics]:
+  """One QT-Opt update on this device's slice of the batch.
+
+  Args:
+    state: the train state (replicated across devices under pmap).
+    batch: BATCH_KEYS with leading axis B (this device's transitions): image uint8 [B, S, S, 3],
+      gripper_closed [B], height [B], action [B, 7], reward [B], done [B], next_image, next_gripper_closed,
+      next_height.
+    network, optimizer, config: bound by `make_pmapped_step`.
+    axis_name: the pmap axis to average over, None on one device without pmap.
+  Returns:
+    (new state, metrics of scalars averaged over the global batch).
+  """
+  b = batch["reward"].shape[0]
+  keys = transition_keys(state.rng, state.step, b, axis_name)
+  y, target_metrics = bellman_targets(network, config, state.target, state.lagged, batch, keys)
+  state, metrics = gradient_step(state, batch, y, network=network, optimizer=optimizer, config=config,
+                                 axis_name=axis_name)
+  metrics.update(target_metrics)
+  return state, _reduce(metrics, axis_name)
+
+
+def make_pmapped_step(network: qnetwork.QNetwork, optimizer: optax.GradientTransformation, config: UpdateConfig,
+                      devices):
+  """(replicated state, batch [D, B/D, ...]) -> (replicated state, metrics [D]); the state is donated."""
+  step = functools.partial(train_step, network=network, optimizer=optimizer, config=config, axis_name=AXIS)
+  return jax.pmap(step, axis_name=AXIS, devices=devices, donate_argnums=(0,))
+
+
+def replicate(tree, devices):
+  """One copy of every leaf per device, laid out as pmap outputs are, so the step compiles once."""
+  stacked = jax.tree_util.tree_map(lambda x: np.repeat(np.asarray(x)[None], len(devices), axis=0), tree)
+  return jax.pmap(lambda x: x, axis_name=AXIS, devices=devices)(stacked)
+
+
+def unreplicate(tree):
+  """The first device's copy of a replicated tree, as host numpy arrays."""
+  return jax.device_get(jax.tree_util.tree_map(lambda x: x[0], tree))
