@@ -1,0 +1,54 @@
+"""Bellman target (clipped double Q, terminal transitions, clipping) and log loss, against hand-computed values."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from visionary_jax.qtopt import losses
+
+
+def test_clipped_double_q_target_by_hand():
+  r_t = jnp.array([-0.01, -0.01, 1.0, -0.01, 0.5])
+  d_t = jnp.array([0.0, 0.0, 1.0, 1.0, 0.0])
+  q1 = jnp.array([0.8, 0.3, 0.9, 0.9, 1.0])
+  q2 = jnp.array([0.6, 0.7, 0.9, 0.9, 0.9])
+  y, metrics = losses.clipped_double_q_target(r_t, d_t, q1, q2, gamma=0.9)
+  expected = [
+      -0.01 + 0.9 * 0.6,  # min picks target 2
+      -0.01 + 0.9 * 0.3,  # min picks target 1
+      1.0,  # terminal success: no bootstrap
+      0.0,  # terminal failure: -0.01 clipped to 0
+      1.0,  # 0.5 + 0.9 * 0.9 = 1.31 clipped to 1
+  ]
+  np.testing.assert_allclose(y, expected, rtol=1e-6)
+  np.testing.assert_allclose(metrics["target_mean"], np.mean(expected), rtol=1e-6)
+  np.testing.assert_allclose(metrics["v_next_mean"], np.mean([0.6, 0.3, 0.9, 0.9, 0.9]), rtol=1e-6)
+
+
+def test_target_carries_no_gradient():
+  g = jax.grad(lambda q: jnp.sum(losses.clipped_double_q_target(jnp.zeros(2), jnp.zeros(2), q, q, 0.9)[0]))(
+      jnp.array([0.5, 0.5]))
+  np.testing.assert_array_equal(g, 0.0)
+
+
+def test_log_loss_by_hand():
+  logits = jnp.array([0.0, math.log(3.0), -math.log(3.0)])  # Q = 0.5, 0.75, 0.25
+  y = jnp.array([1.0, 0.25, 0.0])
+  loss, metrics = losses.log_loss(logits, y)
+  per_example = [math.log(2.0),
+                 -(0.25 * math.log(0.75) + 0.75 * math.log(0.25)),
+                 -math.log(0.75)]
+  np.testing.assert_allclose(loss, np.mean(per_example), rtol=1e-6)
+  np.testing.assert_allclose(metrics["q_mean"], 0.5, rtol=1e-6)
+  np.testing.assert_allclose(metrics["q_min"], 0.25, rtol=1e-6)
+  np.testing.assert_allclose(metrics["q_max"], 0.75, rtol=1e-6)
+  np.testing.assert_allclose(metrics["td_abs_error"], (0.5 + 0.5 + 0.25) / 3, rtol=1e-6)
+
+
+def test_log_loss_gradient_is_q_minus_target():
+  logits = jnp.array([0.3, -1.2, 2.0])
+  y = jnp.array([0.9, 0.1, 0.4])
+  g = jax.grad(lambda l: losses.log_loss(l, y)[0])(logits)
+  np.testing.assert_allclose(g, (jax.nn.sigmoid(logits) - y) / 3, rtol=1e-5)
