@@ -12,9 +12,9 @@ the batch is split over devices.
 """
 
 import dataclasses
-import functools
 from typing import Any, Mapping
 
+import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -115,7 +115,7 @@ def loss_fn(trainable: dict[str, Any], network: qnetwork.QNetwork, batch: Batch,
 
 def _norm(tree) -> jax.Array:
   leaves = jax.tree_util.tree_leaves(tree)
-  return optax.global_norm(leaves) if leaves else jnp.zeros((), jnp.float32)
+  return optax.tree.norm(leaves) if leaves else jnp.zeros((), jnp.float32)
 
 
 def gradient_step(state: train_state_lib.TrainState, batch: Batch, y: jax.Array, *, network: qnetwork.QNetwork,
@@ -144,7 +144,11 @@ def _reduce(metrics: Metrics, axis_name: str | None) -> Metrics:
   if not axis_name:
     return metrics
   reduce = {"q_min": jax.lax.pmin, "q_max": jax.lax.pmax}
-  return {k: reduce.get(k, jax.lax.pmean)(v, axis_name) for k, v in metrics.items()}
+  out = {k: reduce.get(k, jax.lax.pmean)(v, axis_name) for k, v in metrics.items()}
+  # Equal slices: global E[q^2] is the mean of the devices' E[q^2] = std^2 + mean^2.
+  second_moment = jax.lax.pmean(metrics["q_std"] ** 2 + metrics["q_mean"] ** 2, axis_name)
+  out["q_std"] = jnp.sqrt(jnp.maximum(second_moment - out["q_mean"] ** 2, 0.0))
+  return out
 
 
 def train_step(state: train_state_lib.TrainState, batch: Batch, *, network: qnetwork.QNetwork,
@@ -172,9 +176,20 @@ def train_step(state: train_state_lib.TrainState, batch: Batch, *, network: qnet
 
 
 def make_pmapped_step(network: qnetwork.QNetwork, optimizer: optax.GradientTransformation, config: UpdateConfig,
-                      devices):
-  """(replicated state, batch [D, B/D, ...]) -> (replicated state, metrics [D]); the state is donated."""
-  step = functools.partial(train_step, network=network, optimizer=optimizer, config=config, axis_name=AXIS)
+                      devices, max_traces: int | None = None):
+  """(replicated state, batch [D, B/D, ...]) -> (replicated state, metrics [D]); the state is donated.
+
+  Args:
+    network, optimizer, config: bound into the step.
+    devices: the local devices to map over.
+    max_traces: if set, tracing the step more often (a changed batch shape or
+      state layout, which would silently recompile) raises AssertionError.
+  """
+  def step(state, batch):
+    return train_step(state, batch, network=network, optimizer=optimizer, config=config, axis_name=AXIS)
+
+  if max_traces is not None:
+    step = chex.assert_max_traces(step, n=max_traces)
   return jax.pmap(step, axis_name=AXIS, devices=devices, donate_argnums=(0,))
 
 

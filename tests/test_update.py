@@ -1,0 +1,155 @@
+"""The pmapped QT-Opt update: device-count invariance, single trace, targets, partitions, joint search step."""
+
+import os
+import subprocess
+import sys
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import update_fixtures
+from visionary_jax import genotype as G
+from visionary_jax.nets import qnetwork
+from visionary_jax.qtopt import optimizer as optimizer_lib
+from visionary_jax.qtopt import train_state
+from visionary_jax.qtopt import update
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+  return update_fixtures.config("smoke")
+
+
+@pytest.fixture(scope="module")
+def baseline(cfg):
+  return qnetwork.build(cfg.network, G.BASELINE)
+
+
+def test_update_on_2_and_4_devices_equals_one_device(tmp_path):
+  out = tmp_path / "update.npz"
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
+             PYTHONPATH=os.pathsep.join([ROOT, HERE]))
+  subprocess.run([sys.executable, os.path.join(HERE, "update_multidevice.py"), "4", str(out)],
+                 env=env, check=True, timeout=300)
+  arrays = np.load(out)
+  runs = {n: {k[1:]: arrays[k] for k in arrays.files if k.startswith(str(n))} for n in (1, 2, 4)}
+  one = runs[1]
+  assert len(one) > 50
+  for n in (2, 4):
+    assert runs[n].keys() == one.keys()
+    for key in one:
+      np.testing.assert_allclose(runs[n][key], one[key], rtol=2e-4, atol=1e-6, err_msg=f"{n} devices: {key}")
+  # The update moved the weights (the comparison is not between two untouched states).
+  assert one["['metrics']['update_norm']"] > 0
+  assert 0.0 < one["['metrics']['target_mean']"] < 1.0
+
+
+@pytest.fixture(scope="module")
+def pstep(cfg, baseline):
+  """The pmapped step on one device, allowed to trace once."""
+  return update.make_pmapped_step(baseline, optimizer_lib.make(cfg.train), update.UpdateConfig.from_config(cfg.train),
+                                  jax.local_devices()[:1], max_traces=1)
+
+
+def test_step_compiles_once_and_a_new_batch_shape_is_caught(cfg, baseline, pstep):
+  state = update.replicate(update_fixtures.initial_state(baseline, cfg), jax.local_devices()[:1])
+  for seed in range(3):
+    state, metrics = pstep(state, update_fixtures.batch(baseline.spec.image_size, 8, seed=seed))
+  assert int(state.step[0]) == 3
+  assert np.isfinite(metrics["loss"][0])
+  with pytest.raises(AssertionError, match="trace"):
+    pstep(state, update_fixtures.batch(baseline.spec.image_size, 4, seed=0))
+
+
+def test_targets_polyak_and_lag_by_hand(cfg, baseline, pstep):
+  """smoke preset: polyak 0.5, lag 2: target1 averages, target2 copies target1 at steps 2, 4, ..."""
+  assert cfg.train.polyak == 0.5 and cfg.train.lag == 2
+  devices = jax.local_devices()[:1]
+  state0 = update_fixtures.initial_state(baseline, cfg)
+  b = update_fixtures.batch(baseline.spec.image_size, 8, seed=0)
+  state1 = update.unreplicate(pstep(update.replicate(state0, devices), b)[0])
+  state2 = update.unreplicate(pstep(update.replicate(state1, devices), b)[0])
+  average = lambda t, o: jax.tree_util.tree_map(lambda a, c: 0.5 * a + 0.5 * c, t, o)
+  chex.assert_trees_all_close(state1.target, average(state0.target, state1.trainable), rtol=1e-6)
+  chex.assert_trees_all_equal(state1.lagged, jax.device_get(state0.lagged))
+  chex.assert_trees_all_close(state2.target, average(state1.target, state2.trainable), rtol=1e-6)
+  chex.assert_trees_all_equal(state2.lagged, state2.target)
+
+
+def test_bellman_targets_use_min_of_both_targets_and_terminal_mask(cfg, baseline):
+  """Recomputes y from the two target networks' forward passes at the CEM action."""
+  state = update_fixtures.initial_state(baseline, cfg)
+  single = {k: v[0] for k, v in update_fixtures.batch(baseline.spec.image_size, 8, seed=1).items()}
+  ucfg = update.UpdateConfig.from_config(cfg.train)
+  keys = update.transition_keys(state.rng, state.step, 8, None)
+  y, _ = update.bellman_targets(baseline, ucfg, state.target, state.lagged, single, keys)
+  state_t = np.stack([single["next_gripper_closed"], single["next_height"]], -1)
+  from visionary_jax.qtopt import cem  # pylint: disable=g-import-not-at-top
+  a_star, _ = cem.argmax_q(baseline, {"params": state.target["params"]}, single["next_image"], jnp.asarray(state_t),
+                           keys, ucfg.target_cem)
+  sa = jnp.concatenate([a_star, state_t], -1)
+  q1 = jax.nn.sigmoid(baseline.apply({"params": state.target["params"]}, single["next_image"], sa))
+  q2 = jax.nn.sigmoid(baseline.apply({"params": state.lagged["params"]}, single["next_image"], sa))
+  expected = np.clip(single["reward"] + 0.9 * (1 - single["done"]) * np.minimum(q1, q2), 0, 1)
+  np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+  assert np.any(single["done"] == 1) and np.any(single["done"] == 0)
+  assert not np.allclose(q1, q2)  # the two targets differ, so min() matters
+
+
+def test_optimizer_partitions_by_hand(cfg):
+  train = cfg.train.copy_and_resolve_references()
+  train.optimizer, train.learning_rate, train.momentum, train.l2 = "sgd", 0.1, 0.5, 0.01
+  train.arch_optimizer, train.arch_learning_rate, train.arch_momentum, train.arch_l2 = "sgd", 1.0, 0.0, 0.0
+  tx = optimizer_lib.make(train)
+  trainable = {"params": {"dense": {"kernel": jnp.full((2, 2), 2.0), "bias": jnp.full((2,), 2.0)}},
+               "arch": {"fusion_0": {"op_logits": jnp.full((5,), 2.0)}}}
+  grads = jax.tree_util.tree_map(jnp.ones_like, trainable)
+  state = tx.init(trainable)
+  u1, state = tx.update(grads, state, trainable)
+  np.testing.assert_allclose(u1["params"]["dense"]["kernel"], -0.1 * (1 + 0.01 * 2.0))  # L2 on kernels
+  np.testing.assert_allclose(u1["params"]["dense"]["bias"], -0.1 * 1.0)  # no L2 on biases
+  np.testing.assert_allclose(u1["arch"]["fusion_0"]["op_logits"], -1.0)  # own learning rate, no momentum
+  u2, _ = tx.update(grads, state, trainable)
+  np.testing.assert_allclose(u2["params"]["dense"]["bias"], -0.1 * (1.0 + 0.5 * 1.0))  # momentum 0.5
+  np.testing.assert_allclose(u2["arch"]["fusion_0"]["op_logits"], -1.0)
+
+
+@pytest.mark.parametrize("field,value", [("optimizer", "rmsprop"), ("arch_learning_rate", 0.0), ("momentum", 1.0)])
+def test_bad_optimizer_config_names_the_field(cfg, field, value):
+  train = cfg.train.copy_and_resolve_references()
+  train[field] = value
+  with pytest.raises(ValueError, match=field.replace("arch_learning_rate", "arch_optimizer").replace(
+      "momentum", "optimizer")):
+    optimizer_lib.make(train)
+
+
+def test_joint_step_moves_architecture_logits(cfg):
+  """Eq. 2: one loss, gradients reach the architecture logits, which the arch partition updates."""
+  network = qnetwork.build(cfg.network, G.SearchSpace(fusion=True, attention=False))
+  state = update_fixtures.initial_state(network, cfg)
+  optimizer = optimizer_lib.make(cfg.train)
+  ucfg = update.UpdateConfig.from_config(cfg.train)
+  single = {k: v[0] for k, v in update_fixtures.batch(network.spec.image_size, 8).items()}
+  new, metrics = jax.jit(lambda s, x: update.train_step(s, x, network=network, optimizer=optimizer, config=ucfg))(
+      state, single)
+  assert float(metrics["arch_grad_norm"]) > 0
+  moved = jax.tree_util.tree_map(lambda a, b: float(jnp.max(jnp.abs(a - b))), new.arch, state.arch)
+  assert all(v > 0 for v in jax.tree_util.tree_leaves(moved))
+  assert set(new.arch) == {f"fusion_{i}" for i in range(5)}
+
+
+def test_bad_batch_names_the_key():
+  b = update_fixtures.batch(32, 4)
+  del b["next_height"]
+  with pytest.raises(ValueError, match="next_height"):
+    update.check_batch(b)
+  b = update_fixtures.batch(32, 4)
+  with pytest.raises(ValueError, match="one slice per local device"):
+    update.check_batch(b, leading=2)

@@ -1,0 +1,51 @@
+"""Synthetic replay batches and a perturbed train state for update tests (also run as subprocess helpers)."""
+
+import jax
+import numpy as np
+
+from conftest import perturbed
+from experiments.configs import grasping
+from visionary_jax.nets import qnetwork
+from visionary_jax.qtopt import optimizer as optimizer_lib
+from visionary_jax.qtopt import train_state
+from visionary_jax.qtopt import update
+
+
+def config(preset: str = "smoke"):
+  return grasping.get_config(preset)
+
+
+def batch(image_size: int, global_batch: int, num_devices: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+  """A replay batch with every key of update.BATCH_KEYS, shaped [num_devices, B / num_devices, ...]."""
+  rng = np.random.default_rng(seed)
+  b = global_batch
+  flat = {
+      "image": rng.integers(0, 256, (b, image_size, image_size, 3), dtype=np.uint8),
+      "next_image": rng.integers(0, 256, (b, image_size, image_size, 3), dtype=np.uint8),
+      "gripper_closed": (rng.uniform(size=b) < 0.5).astype(np.float32),
+      "height": rng.uniform(0.0, 0.3, b).astype(np.float32),
+      "action": rng.uniform(-1, 1, (b, 7)).astype(np.float32),
+      "reward": np.where(rng.uniform(size=b) < 0.3, 1.0, -0.01).astype(np.float32),
+      "done": (rng.uniform(size=b) < 0.4).astype(np.float32),
+      "next_gripper_closed": (rng.uniform(size=b) < 0.5).astype(np.float32),
+      "next_height": rng.uniform(0.0, 0.3, b).astype(np.float32),
+  }
+  return {k: v.reshape((num_devices, b // num_devices) + v.shape[1:]) for k, v in flat.items()}
+
+
+def initial_state(network: qnetwork.QNetwork, cfg, seed: int = 0) -> train_state.TrainState:
+  """A fresh state whose online and target weights are perturbed, so Q varies across inputs."""
+  optimizer = optimizer_lib.make(cfg.train)
+  state = train_state.create(network, optimizer, jax.random.PRNGKey(seed))
+  return state.replace(params=perturbed(state.params, seed=1), target=dict(state.target, params=perturbed(
+      state.target["params"], seed=2)), lagged=dict(state.lagged, params=perturbed(state.lagged["params"], seed=3)))
+
+
+def one_update(network: qnetwork.QNetwork, cfg, num_devices: int, global_batch: int, seed: int = 0):
+  """(params after one pmapped update on `num_devices` devices, metrics of device 0) for a fixed batch."""
+  devices = jax.local_devices()[:num_devices]
+  step = update.make_pmapped_step(network, optimizer_lib.make(cfg.train), update.UpdateConfig.from_config(cfg.train),
+                                  devices)
+  state = update.replicate(initial_state(network, cfg), devices)
+  state, metrics = step(state, batch(network.spec.image_size, global_batch, num_devices, seed))
+  return update.unreplicate(state), update.unreplicate(metrics)
