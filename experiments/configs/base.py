@@ -39,7 +39,6 @@ def network(preset: str) -> ml_collections.ConfigDict:
   c.action_width = {"paper": 256, "cpu": 64, "smoke": 16}[preset]  # action-path embedding
   c.norm_groups = {"paper": 8, "cpu": 8, "smoke": 2}[preset]  # GroupNorm groups per conv
   c.init_std = 0.01  # truncated-normal std of every kernel (paper, QT-Opt)
-  # Search space (paper IV-B, Fig. 4).
-  c.dilation_rates = (2, 4)  # parallel dilated convs feeding only peer attention
+  # Search space (paper IV-B, Fig. 4); the dilated branches' rates (2, 4) are fixed in genotype.py.
   c.conv_filter_kernel = 3  # spatial size of the action-generated depthwise filters
   return c
