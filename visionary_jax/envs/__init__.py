@@ -1,0 +1,1 @@
+"""PyBullet tasks of the paper (grasping, block stacking) and data-collection policies."""
