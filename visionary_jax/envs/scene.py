@@ -96,6 +96,7 @@ class Scene:
     self.ee_target = HOME.copy()
     self.yaw_target = 0.0
     self.gripper_closed = False
+    self._snapshot = None
 
   @property
   def client(self) -> bullet_client.BulletClient:
@@ -112,7 +113,28 @@ class Scene:
   # World construction.
 
   def reset(self):
-    """Rebuilds table, tray and robot with the gripper open at `HOME`."""
+    """Puts table, tray and robot (gripper open at `HOME`) back and removes the task's bodies.
+
+    The static world is built once and snapshotted; later resets remove the
+    task's bodies and restore the snapshot, which the determinism tests check
+    gives the same simulation as a fresh build.
+    """
+    p = self._p
+    if self._snapshot is None:
+      self._build()
+      self._snapshot = p.saveState()
+    else:
+      for body in reversed(self.bodies):
+        p.removeBody(body)
+      p.restoreState(stateId=self._snapshot)
+    self.bodies = []
+    self.ee_target = HOME.copy()
+    self.yaw_target = 0.0
+    self.gripper_closed = False
+    self._command_arm()
+    self._command_fingers()
+
+  def _build(self):
     p = self._p
     p.resetSimulation()
     p.setPhysicsEngineParameter(numSolverIterations=self.physics.solver_iterations,
@@ -125,21 +147,15 @@ class Scene:
                            useFixedBase=True)
     self.robot = p.loadSDF(os.path.join(root, "kuka_iiwa/kuka_with_gripper2.sdf"))[0]
     p.resetBasePositionAndOrientation(self.robot, ROBOT_BASE, [0, 0, 0, 1])
-    self.bodies = []
-    self.ee_target = HOME.copy()
-    self.yaw_target = 0.0
-    self.gripper_closed = False
     for joint, angle in zip(_ARM_JOINTS, _REST_POSE):
       p.resetJointState(self.robot, joint, angle)
     # A few IK passes from the rest pose place the arm exactly at HOME.
     for _ in range(3):
-      pose = self._ik(self.ee_target)
+      pose = self._ik(HOME)
       for joint in _ARM_JOINTS:
         p.resetJointState(self.robot, joint, pose[joint])
     for joint, angle in ((LEFT_FINGER, -FINGER_OPEN), (RIGHT_FINGER, FINGER_OPEN)):
       p.resetJointState(self.robot, joint, angle)
-    self._command_arm()
-    self._command_fingers()
 
   def load_bodies(self, urdfs: Sequence[str], positions: np.ndarray, yaws: np.ndarray,
                   settle: bool = True) -> list[int]:
@@ -160,6 +176,7 @@ class Scene:
         _NULL_RANGE, _REST_POSE, maxNumIterations=20)
 
   def _command_arm(self):
+    # The gripper points down, so a world yaw of +a is a gripper joint angle of -a.
     p = self._p
     pose = self._ik(self.ee_target)
     for joint in _ARM_JOINTS:  # setJointMotorControlArray has no velocity limit
@@ -167,7 +184,7 @@ class Scene:
                               force=self.physics.arm_force, maxVelocity=self.physics.arm_max_velocity,
                               positionGain=0.3, velocityGain=1.0)
     p.setJointMotorControl2(self.robot, YAW_JOINT, pybullet.POSITION_CONTROL,
-                            targetPosition=self.yaw_target, force=self.physics.arm_force)
+                            targetPosition=-self.yaw_target, force=self.physics.arm_force)
 
   def _command_fingers(self):
     p = self._p
