@@ -82,7 +82,7 @@ def collect(preset: str, task: str) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.num_episodes = {"paper": 100_000, "cpu": 5_000, "smoke": 12}[preset]  # dataset size target
   c.episodes_per_shard = {"paper": 100, "cpu": 50, "smoke": 3}[preset]  # one shard file each
-  c.num_workers = {"paper": 2, "cpu": 2, "smoke": 1}[preset]  # local worker processes
+  c.local_workers = {"paper": 2, "cpu": 2, "smoke": 1}[preset]  # worker processes per machine
   c.policy = "scripted"  # "scripted" (Mixed script / random episodes) or "random"
   # Fraction of episodes that follow the script; sets the success fraction (data/README.md).
   c.scripted_fraction = {"grasping": 0.5, "stacking": 0.5}[task]
