@@ -151,9 +151,14 @@ def worker(spec: WorkerSpec, report: Callable[[tuple], None]):
     env.close()
 
 
-def _worker_process(spec: WorkerSpec, progress: mp.Queue):
+def _worker_process(spec: WorkerSpec, progress: mp.Queue, parent: int):
+  def report(msg):
+    if os.getppid() != parent:  # the launcher was killed: stop instead of running orphaned
+      raise SystemExit(f"worker {spec.global_worker}: launcher {parent} is gone")
+    progress.put(msg)
+
   try:
-    worker(spec, progress.put)
+    worker(spec, report)
     progress.put(("done", spec.global_worker))
   except BaseException as e:  # pylint: disable=broad-except
     progress.put(("error", spec.global_worker, f"{type(e).__name__}: {e}"))
@@ -216,7 +221,7 @@ def collect(config, workdir: str, num_episodes: int | None = None, local_workers
   if specs:
     ctx = mp.get_context("spawn")
     progress = ctx.Queue()
-    procs = [ctx.Process(target=_worker_process, args=(spec, progress), daemon=True)
+    procs = [ctx.Process(target=_worker_process, args=(spec, progress, os.getpid()), daemon=True)
              for spec in specs]
     for p in procs:
       p.start()
