@@ -66,11 +66,11 @@ def env(preset: str, task: str) -> ml_collections.ConfigDict:
   c.max_displacement = 0.06  # metres per step along each axis at |action| = 1
   c.max_rotation = 0.785  # radians of yaw per step at the extreme of the sin/cos encoding
   c.time_step = 1.0 / 240.0  # physics step, seconds
-  c.solver_iterations = 50  # PyBullet numSolverIterations (150 in the peer env; see prior-art.md)
+  c.solver_iterations = 30  # PyBullet numSolverIterations (150 in the peer env; 20 breaks stacking)
   c.action_repeat = 40  # physics steps per arm motion
-  c.settle_steps = 150  # physics steps for the objects dropped together at reset
-  c.gripper_steps = 40  # physics steps to open or close the fingers
-  c.lift_steps = 80  # grasping: physics steps of the lift after a close command
+  c.settle_steps = 100  # physics steps for the objects dropped together at reset
+  c.gripper_steps = 30  # physics steps to open or close the fingers
+  c.lift_steps = 60  # grasping: physics steps of the lift after a close command
   c.stable_steps = 48  # stacking: physics steps a released stack must stay at rest
   return c
 

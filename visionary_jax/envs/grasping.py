@@ -17,7 +17,7 @@ class Grasping(robot_env.RobotEnv):
   """5 objects from the train (900) or test (100) split; at most `max_steps` steps."""
 
   def __init__(self, image_size: int = 64, max_steps: int = 15, num_objects: int = 5,
-               split: str = "train", lift_steps: int = 80, **kwargs):
+               split: str = "train", lift_steps: int = 60, **kwargs):
     super().__init__(image_size, max_steps, **kwargs)
     if num_objects < 1:
       raise ValueError(f"num_objects must be >= 1, got {num_objects}")

@@ -55,13 +55,13 @@ _DOWN = pybullet.getQuaternionFromEuler([0.0, -math.pi, 0.0])
 class Physics:
   """Simulation settings (see prior-art.md for how they trade speed for success)."""
   time_step: float = 1.0 / 240.0  # seconds per physics step
-  solver_iterations: int = 50  # PyBullet numSolverIterations
+  solver_iterations: int = 30  # PyBullet numSolverIterations
   action_repeat: int = 40  # physics steps per arm motion command
-  settle_steps: int = 150  # physics steps to let dropped objects come to rest
+  settle_steps: int = 100  # physics steps to let dropped objects come to rest
   arm_max_velocity: float = 2.0  # joint speed limit of the arm's position control, rad/s
   arm_force: float = 300.0  # N m
   finger_force: float = 20.0  # N m on each finger joint
-  gripper_steps: int = 40  # physics steps to open or close the fingers
+  gripper_steps: int = 30  # physics steps to open or close the fingers
 
 
 @dataclasses.dataclass(frozen=True)
