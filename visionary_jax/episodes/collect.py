@@ -218,6 +218,7 @@ def collect(config, workdir: str, num_episodes: int | None = None, local_workers
            f"{target} to collect here with {len(specs)} process(es) "
            f"(worker {worker_index} of {num_workers})")
   done, successes, start = 0, 0, time.time()
+  first = last = None  # arrival times of the first and last episode reports
   if specs:
     ctx = mp.get_context("spawn")
     progress = ctx.Queue()
@@ -240,6 +241,8 @@ def collect(config, workdir: str, num_episodes: int | None = None, local_workers
           if msg[0] == "episode":
             done += 1
             successes += int(msg[1])
+            last = time.time()
+            first = first or last
           elif msg[0] == "done":
             finished += 1
           elif msg[0] == "error":
@@ -257,7 +260,10 @@ def collect(config, workdir: str, num_episodes: int | None = None, local_workers
           p.terminate()
         p.join()
   result = {"directory": directory, "collected": done, "successes": successes,
-            "seconds": time.time() - start, "num_episodes": num_episodes}
+            "seconds": time.time() - start, "num_episodes": num_episodes,
+            # Rate once every process is running (excludes process start-up and imports).
+            "steady_episodes_per_s": (done - 1) / (last - first) if done > 1 and last > first
+                                     else float("nan")}
   remaining = missing_ranges(num_episodes, per_shard, completed_ranges(directory))
   result["complete"] = not remaining
   if not remaining:
