@@ -117,3 +117,10 @@ def test_launcher_rejects_bad_flags(tmp_path):
       cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True)
   assert run.returncode != 0
   assert "worker_index must be in [0, num_workers=2), got 3" in run.stderr
+
+
+def test_bad_collect_config_field_is_named(tmp_path):
+  config = grasping_config.get_config("smoke")
+  config.collect.policy = "greedy"
+  with pytest.raises(ValueError, match="collect.policy must be one of"):
+    collect.collect(config, str(tmp_path), num_episodes=1, print_fn=lambda line: None)

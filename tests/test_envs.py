@@ -182,3 +182,11 @@ def test_make_rejects_bad_config():
     envs.make("grasping", config.env, colour="red")
   with pytest.raises(ValueError, match="image_size"):
     envs.make("grasping", config.env, image_size=2)
+
+
+@pytest.mark.parametrize("preset", ["paper", "cpu", "smoke"])
+@pytest.mark.parametrize("task", ["grasping", "stacking"])
+def test_env_image_size_is_the_network_input_size(task, preset):
+  config = CONFIGS[task].get_config(preset)
+  assert config.env.image_size == config.network.image_size
+  assert config.replay.batch_size == {"paper": 4096, "cpu": 256, "smoke": 8}[preset]

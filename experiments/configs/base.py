@@ -85,7 +85,7 @@ def collect(preset: str, task: str) -> ml_collections.ConfigDict:
   c.local_workers = {"paper": 2, "cpu": 2, "smoke": 1}[preset]  # worker processes per machine
   c.policy = "scripted"  # "scripted" (Mixed script / random episodes) or "random"
   # Fraction of episodes that follow the script; sets the success fraction (data/README.md).
-  c.scripted_fraction = {"grasping": 0.5, "stacking": 0.5}[task]
+  c.scripted_fraction = {"grasping": 0.7, "stacking": 0.8}[task]
   c.noise = 0.1  # std of Gaussian noise on scripted translations, in action units
   c.random_action_prob = 0.05  # per step, a scripted episode takes a uniform random action
   return c
