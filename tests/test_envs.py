@@ -190,3 +190,30 @@ def test_env_image_size_is_the_network_input_size(task, preset):
   config = CONFIGS[task].get_config(preset)
   assert config.env.image_size == config.network.image_size
   assert config.replay.batch_size == {"paper": 4096, "cpu": 256, "smoke": 8}[preset]
+
+
+def test_egl_renderer_option():
+  try:
+    e = make("grasping", renderer="egl")
+  except RuntimeError as err:  # no EGL on this machine: the error must say so
+    assert "eglRenderer plugin did not load" in str(err)
+    return
+  try:
+    obs, _ = e.reset(seed=0)
+    assert obs["image"].shape == (32, 32, 3) and obs["image"].std() > 5
+  finally:
+    e.close()
+  with pytest.raises(ValueError, match="renderer must be one of"):
+    make("grasping", renderer="vulkan")
+
+
+def test_stacking_with_three_blocks():
+  e = make("stacking", num_objects=3)
+  try:
+    e.reset(seed=1)
+    assert e.object_positions().shape == (3, 3)
+    positions = e.object_positions()[:, :2]
+    gaps = [np.linalg.norm(positions[i] - positions[j]) for i in range(3) for j in range(i)]
+    assert min(gaps) > stacking_lib.MIN_SEPARATION * 0.8
+  finally:
+    e.close()

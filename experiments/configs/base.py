@@ -60,6 +60,7 @@ def env(preset: str, task: str) -> ml_collections.ConfigDict:
   _check_task(task)
   c = ml_collections.ConfigDict()
   c.image_size = network(preset).image_size  # camera image side, pixels; must match the network
+  c.renderer = "tiny"  # "tiny" (TinyRenderer, CPU) or "egl" (PyBullet's EGL plugin, if it loads)
   c.max_steps = {"grasping": 15, "stacking": 30}[task]  # actions per episode before truncation
   c.num_objects = {"grasping": 5, "stacking": 2}[task]  # random objects, or blocks to stack
   c.split = "train"  # grasping object set: "train" (900 objects) or "test" (100)

@@ -8,7 +8,7 @@ TASKS = ("grasping", "stacking")
 
 _FIELDS = ("image_size", "max_steps", "num_objects", "split", "max_displacement", "max_rotation",
            "time_step", "solver_iterations", "action_repeat", "settle_steps", "gripper_steps",
-           "lift_steps", "stable_steps")
+           "lift_steps", "stable_steps", "renderer")
 
 
 def make(task: str, env_config: Mapping[str, Any], **overrides):
@@ -29,7 +29,7 @@ def make(task: str, env_config: Mapping[str, Any], **overrides):
       gripper_steps=int(c["gripper_steps"]))
   common = dict(image_size=int(c["image_size"]), max_steps=int(c["max_steps"]),
                 max_displacement=float(c["max_displacement"]),
-                max_rotation=float(c["max_rotation"]), physics=physics)
+                max_rotation=float(c["max_rotation"]), physics=physics, renderer=c["renderer"])
   if task == "grasping":
     from visionary_jax.envs import grasping  # pylint: disable=g-import-not-at-top
     return grasping.Grasping(num_objects=int(c["num_objects"]), split=c["split"],

@@ -29,7 +29,8 @@ class RobotEnv(gym.Env, abc.ABC):
 
   def __init__(self, image_size: int, max_steps: int, max_displacement: float = 0.06,
                max_rotation: float = math.pi / 4, physics: scene_lib.Physics = scene_lib.Physics(),
-               camera: scene_lib.Camera = scene_lib.Camera(), render_mode: str | None = None):
+               camera: scene_lib.Camera = scene_lib.Camera(), renderer: str = "tiny",
+               render_mode: str | None = None):
     if max_steps < 1:
       raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     if not 0 < max_displacement <= 0.2:
@@ -40,7 +41,7 @@ class RobotEnv(gym.Env, abc.ABC):
     self.max_steps = int(max_steps)
     self.max_displacement = float(max_displacement)
     self.max_rotation = float(max_rotation)
-    self.scene = scene_lib.Scene(image_size, physics, camera)
+    self.scene = scene_lib.Scene(image_size, physics, camera, renderer)
     n = self.scene.image_size
     self.action_space = gym.spaces.Box(-1.0, 1.0, (action_space.ACTION_DIM,), np.float32)
     self.observation_space = gym.spaces.Dict({

@@ -11,6 +11,7 @@ heights reported to the agent are fingertip heights above it.
 import dataclasses
 import math
 import os
+import pkgutil
 from typing import Sequence
 
 import numpy as np
@@ -78,15 +79,24 @@ class PhysicsFailure(Exception):
   """The simulation produced NaN poses or threw a body out of the scene."""
 
 
+RENDERERS = ("tiny", "egl")
+
+
 class Scene:
   """A KUKA arm, a table and a tray in its own DIRECT-mode physics server."""
 
-  def __init__(self, image_size: int, physics: Physics = Physics(), camera: Camera = Camera()):
+  def __init__(self, image_size: int, physics: Physics = Physics(), camera: Camera = Camera(),
+               renderer: str = "tiny"):
     if image_size < 8:
       raise ValueError(f"image_size must be >= 8 pixels, got {image_size}")
+    if renderer not in RENDERERS:
+      raise ValueError(f"renderer must be one of {RENDERERS}, got {renderer!r}")
     self.image_size = int(image_size)
     self.physics = physics
     self._p = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+    self._renderer = pybullet.ER_TINY_RENDERER
+    if renderer == "egl":
+      self._load_egl()
     self._view = self._p.computeViewMatrixFromYawPitchRoll(
         list(camera.target), camera.distance, camera.yaw, camera.pitch, 0.0, 2)
     self._projection = self._p.computeProjectionMatrixFOV(camera.fov, 1.0, 0.05, 5.0)
@@ -97,6 +107,16 @@ class Scene:
     self.yaw_target = 0.0
     self.gripper_closed = False
     self._snapshot = None
+
+  def _load_egl(self):
+    loader = pkgutil.get_loader("eglRenderer")
+    plugin = -1 if loader is None else self._p.loadPlugin(loader.get_filename(),
+                                                          "_eglRendererPlugin")
+    if plugin < 0:
+      self.close()
+      raise RuntimeError("renderer='egl': PyBullet's eglRenderer plugin did not load on this "
+                         "machine; use renderer='tiny'")
+    self._renderer = pybullet.ER_BULLET_HARDWARE_OPENGL
 
   @property
   def client(self) -> bullet_client.BulletClient:
@@ -262,5 +282,5 @@ class Scene:
     """Camera image, uint8 [image_size, image_size, 3]."""
     n = self.image_size
     _, _, rgba, _, _ = self._p.getCameraImage(n, n, self._view, self._projection,
-                                              renderer=pybullet.ER_TINY_RENDERER)
+                                              renderer=self._renderer)
     return np.asarray(rgba, np.uint8).reshape(n, n, 4)[..., :3].copy()
