@@ -9,9 +9,9 @@ heights reported to the agent are fingertip heights above it.
 """
 
 import dataclasses
+import importlib.util
 import math
 import os
-import pkgutil
 from typing import Sequence
 
 import numpy as np
@@ -109,9 +109,8 @@ class Scene:
     self._snapshot = None
 
   def _load_egl(self):
-    loader = pkgutil.get_loader("eglRenderer")
-    plugin = -1 if loader is None else self._p.loadPlugin(loader.get_filename(),
-                                                          "_eglRendererPlugin")
+    spec = importlib.util.find_spec("eglRenderer")
+    plugin = -1 if spec is None else self._p.loadPlugin(spec.origin, "_eglRendererPlugin")
     if plugin < 0:
       self.close()
       raise RuntimeError("renderer='egl': PyBullet's eglRenderer plugin did not load on this "
