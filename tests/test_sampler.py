@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
+import episode_fixtures
 from episode_fixtures import dataset_dir  # pylint: disable=unused-import  (fixture)
 from experiments.configs import grasping as grasping_config
 from visionary_jax.episodes import dataset as dataset_lib
 from visionary_jax.episodes import sampler as sampler_lib
+from visionary_jax.episodes import shards
 
 
 @pytest.fixture
@@ -87,3 +89,15 @@ def test_from_config_uses_replay_section(data):
   batch = next(s)
   assert batch["action"].shape == (2, config.replay.batch_size // 2, 7)
   s.close()
+
+
+def test_dataset_from_config_checks_the_image_size(tmp_path):
+  episodes_dir = tmp_path / "episodes"
+  episodes_dir.mkdir()
+  episode_fixtures.write_dataset(episodes_dir, image_size=32)
+  config = grasping_config.get_config("smoke")
+  data = dataset_lib.from_config(str(tmp_path), config)
+  assert data.image_size == config.env.image_size == 32 and not data.mmap
+  cpu = grasping_config.get_config("cpu")
+  with pytest.raises(shards.ShardError, match="wrong image size 32x32.*image_size is 64"):
+    dataset_lib.from_config(str(tmp_path), cpu)

@@ -140,3 +140,10 @@ class Dataset:
     """uint8 [T+1, H, W, 3] observations of the dataset's `episode`-th episode."""
     start = int(self.episode_length[:episode].sum()) + episode
     return self.images(np.arange(start, start + int(self.episode_length[episode]) + 1))
+
+
+def from_config(workdir: str, config) -> Dataset:
+  """The dataset in `workdir/episodes`, checked against config.env and config.replay."""
+  return Dataset(os.path.join(workdir, "episodes"), int(config.env.image_size),
+                 skip_bad_shards=bool(config.replay.skip_bad_shards),
+                 max_in_memory_gb=float(config.replay.max_in_memory_gb))
