@@ -124,3 +124,14 @@ def test_bad_collect_config_field_is_named(tmp_path):
   config.collect.policy = "greedy"
   with pytest.raises(ValueError, match="collect.policy must be one of"):
     collect.collect(config, str(tmp_path), num_episodes=1, print_fn=lambda line: None)
+
+
+def test_resume_refuses_a_workdir_of_another_seed_or_size(tmp_path):
+  config = grasping_config.get_config("smoke")
+  collect.collect(config, str(tmp_path), num_episodes=1, print_fn=lambda line: None)
+  config.seed = 1
+  with pytest.raises(ValueError, match=r"holds episodes with .*'config_seed': 0.*use another"):
+    collect.collect(config, str(tmp_path), num_episodes=2, print_fn=lambda line: None)
+  cpu = grasping_config.get_config("cpu")
+  with pytest.raises(ValueError, match=r"'image_size': 32.*'image_size': 64"):
+    collect.collect(cpu, str(tmp_path), num_episodes=2, print_fn=lambda line: None)

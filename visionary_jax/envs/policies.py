@@ -68,7 +68,7 @@ class ScriptedGrasping:
     target = env.object_positions()[self._target]
     ee, _ = env.gripper_pose()
     error_xy = target[:2] - ee[:2]
-    tip_z = max(target[2] - 0.01, scene_lib.TRAY_BOTTOM_Z + 0.02)
+    tip_z = max(target[2] - 0.03, scene_lib.TRAY_BOTTOM_Z)
     grasp_z = max(tip_z + scene_lib.TIP_OFFSET, scene_lib.WORKSPACE_LOW[2])
     centred = np.linalg.norm(error_xy) < self.HOVER_TOLERANCE
     z = grasp_z if centred else ee[2]
@@ -92,7 +92,7 @@ class ScriptedStacking:
     ee, yaw = env.gripper_pose()
     size = stacking_lib.BLOCK_SIZE
     floor = scene_lib.TRAY_BOTTOM_Z
-    carry_z = floor + 2 * size + 0.04 + scene_lib.TIP_OFFSET
+    carry_z = floor + 2 * size + 0.02 + scene_lib.TIP_OFFSET  # the held block clears the other
     body = env.scene.bodies[self._source]
     if self._phase in ("lift", "carry", "lower") and not env.scene.in_gripper_contact(body):
       self._phase = "approach"  # the block slipped or was missed: open and retry
@@ -100,9 +100,9 @@ class ScriptedStacking:
     if self._phase == "approach":
       error_xy = source[:2] - ee[:2]
       turn = _square_yaw(env.object_yaws()[self._source]) - yaw
-      grasp_z = floor + 0.03 + scene_lib.TIP_OFFSET  # fingertips at mid-block
+      grasp_z = floor + 0.01 + scene_lib.TIP_OFFSET
       centred = np.linalg.norm(error_xy) < 0.01 and abs(turn) < 0.05
-      z = grasp_z if centred else max(ee[2], floor + size + 0.03 + scene_lib.TIP_OFFSET)
+      z = grasp_z if centred else max(ee[2], floor + size + 0.01 + scene_lib.TIP_OFFSET)
       if centred and abs(ee[2] - grasp_z) < 0.01:
         self._phase = "lift"
         return _action(env, np.zeros(3), 0.0, close=True)

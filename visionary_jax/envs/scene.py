@@ -26,8 +26,8 @@ TABLE_POSITION = (0.5, 0.0, -0.82)
 ROBOT_BASE = (-0.1, 0.0, 0.07)
 
 # End-effector (link 7 frame) workspace: x, y bounded over the tray; z from
-# fingertips touching the tray floor to well above it.
-WORKSPACE_LOW = np.array([0.45, -0.13, 0.07])
+# fingertips touching the tray floor (TRAY_BOTTOM_Z + TIP_OFFSET) to well above it.
+WORKSPACE_LOW = np.array([0.45, -0.13, 0.088])
 WORKSPACE_HIGH = np.array([0.82, 0.28, 0.42])
 # Objects are dropped over this x-y rectangle inside the tray walls.
 DROP_LOW = np.array([0.52, -0.07])
@@ -39,8 +39,8 @@ YAW_JOINT = 7  # gripper_to_arm: vertical rotation of the gripper
 LEFT_FINGER, RIGHT_FINGER = 8, 11
 LEFT_TIP, RIGHT_TIP = 10, 13
 FINGER_OPEN = 0.3  # finger joint angle, radians (0 = closed)
-# The lowest fingertip point is this far below the end-effector frame (gripper pointing down).
-TIP_OFFSET = 0.252
+# The lowest fingertip point is this far below the end-effector link frame (gripper pointing down).
+TIP_OFFSET = 0.272
 
 _ARM_JOINTS = tuple(range(7))
 # Null-space IK needs one entry per movable joint: 7 arm joints, then the gripper's 5.
@@ -240,7 +240,7 @@ class Scene:
   # State.
 
   def ee_position(self) -> np.ndarray:
-    return np.array(self._p.getLinkState(self.robot, EE_LINK)[0])
+    return np.array(self._p.getLinkState(self.robot, EE_LINK)[4])  # link frame, as IK targets
 
   def gripper_height(self) -> float:
     """Fingertip height above the tray floor, metres."""

@@ -49,7 +49,7 @@ _EPISODE_ARRAYS = {"episode_length": np.int32, "episode_index": np.int64,
                    "episode_scripted": np.bool_, "physics_failure": np.bool_}
 ARRAYS = {**_FRAME_ARRAYS, **_TRANSITION_ARRAYS, **_EPISODE_ARRAYS}
 _SIDECAR_FIELDS = ("format", "file", "sha256", "bytes", "episodes", "transitions", "frames",
-                   "image_size", "episode_range", "successes", "task")
+                   "image_size", "episode_range", "successes", "task", "config_seed")
 
 
 class ShardError(ValueError):
@@ -119,7 +119,7 @@ def atomic_write_json(path: str, obj: Any):
   atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1, sort_keys=True)), mode="w")
 
 
-def write_shard(directory: str, episodes: Sequence[Episode], task: str) -> str:
+def write_shard(directory: str, episodes: Sequence[Episode], task: str, config_seed: int = 0) -> str:
   """Writes the episodes (contiguous global indices) as one shard; returns the .npz path."""
   if not episodes:
     raise ValueError("write_shard needs at least one episode")
@@ -161,6 +161,7 @@ def write_shard(directory: str, episodes: Sequence[Episode], task: str) -> str:
       "episode_range": [indices[0], indices[-1] + 1],
       "successes": int(arrays["episode_success"].sum()),
       "task": task,
+      "config_seed": int(config_seed),
   }
   atomic_write_json(sidecar_path(path), sidecar)
   return path
@@ -308,9 +309,7 @@ def shard_range(path: str) -> tuple[int, int]:
 
 def write_manifest(directory: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
   """Lists every complete shard's sidecar (checksum, counts) in `directory/manifest.json`."""
-  shards = []
-  for path in list_shards(directory):
-    shards.append(_read_sidecar(path))
+  shards = [meta for _, meta in iter_sidecars(directory)]
   manifest = {
       "format": FORMAT,
       "shards": shards,
@@ -323,6 +322,7 @@ def write_manifest(directory: str, extra: dict[str, Any] | None = None) -> dict[
   return manifest
 
 
-def iter_sidecars(directory: str) -> Iterable[dict[str, Any]]:
+def iter_sidecars(directory: str) -> Iterable[tuple[str, dict[str, Any]]]:
+  """(sidecar path, checked sidecar dict) of every complete shard in `directory`."""
   for path in list_shards(directory):
-    yield _read_sidecar(path)
+    yield sidecar_path(path), _read_sidecar(path)
