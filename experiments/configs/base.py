@@ -39,8 +39,7 @@ def network(preset: str) -> ml_collections.ConfigDict:
   c.action_width = {"paper": 256, "cpu": 64, "smoke": 16}[preset]  # action-path embedding
   c.norm_groups = {"paper": 8, "cpu": 8, "smoke": 2}[preset]  # GroupNorm groups per conv
   c.init_std = 0.01  # truncated-normal std of every kernel (paper, QT-Opt)
-  # Search space (paper IV-B, Fig. 4).
-  c.dilation_rates = (2, 4)  # parallel dilated convs feeding only peer attention
+  # Search space (paper IV-B, Fig. 4); the dilated branches' rates (2, 4) are fixed in genotype.py.
   c.conv_filter_kernel = 3  # spatial size of the action-generated depthwise filters
   return c
 
@@ -85,4 +84,62 @@ def cem(preset: str) -> ml_collections.ConfigDict:
   c.iterations = 2  # sample-and-refit rounds
   c.variance_floor = 1e-4  # minimum variance of each continuous dimension after a refit
   c.probability_floor = 0.05  # minimum probability of each gripper command after a refit
+  return c
+
+
+TASKS = ("grasping", "stacking")
+
+
+def _check_task(task: str) -> str:
+  if task not in TASKS:
+    raise ValueError(f"config task must be one of {TASKS}, got {task!r}")
+  return task
+
+
+def env(preset: str, task: str) -> ml_collections.ConfigDict:
+  """The PyBullet task (visionary_jax.envs); physics is the same at every preset."""
+  check_preset(preset)
+  _check_task(task)
+  c = ml_collections.ConfigDict()
+  c.image_size = network(preset).image_size  # camera image side, pixels; must match the network
+  c.renderer = "tiny"  # "tiny" (TinyRenderer, CPU) or "egl" (PyBullet's EGL plugin, if it loads)
+  c.max_steps = {"grasping": 15, "stacking": 30}[task]  # actions per episode before truncation
+  c.num_objects = {"grasping": 5, "stacking": 2}[task]  # random objects, or blocks to stack
+  c.split = "train"  # grasping object set: "train" (900 objects) or "test" (100)
+  c.max_displacement = 0.06  # metres per step along each axis at |action| = 1
+  c.max_rotation = 0.785  # radians of yaw per step at the extreme of the sin/cos encoding
+  c.time_step = 1.0 / 240.0  # physics step, seconds
+  c.solver_iterations = 30  # PyBullet numSolverIterations (150 in the peer env; 20 breaks stacking)
+  c.action_repeat = 40  # physics steps per arm motion
+  c.settle_steps = 100  # physics steps for the objects dropped together at reset
+  c.gripper_steps = 30  # physics steps to open or close the fingers
+  c.lift_steps = 60  # grasping: physics steps of the lift after a close command
+  c.stable_steps = 48  # stacking: physics steps a released stack must stay at rest
+  return c
+
+
+def collect(preset: str, task: str) -> ml_collections.ConfigDict:
+  """Offline data collection (experiments/collect.py)."""
+  check_preset(preset)
+  _check_task(task)
+  c = ml_collections.ConfigDict()
+  c.num_episodes = {"paper": 100_000, "cpu": 5_000, "smoke": 12}[preset]  # dataset size target
+  c.episodes_per_shard = {"paper": 100, "cpu": 50, "smoke": 3}[preset]  # one shard file each
+  c.local_workers = {"paper": 2, "cpu": 2, "smoke": 1}[preset]  # worker processes per machine
+  c.policy = "scripted"  # "scripted" (Mixed script / random episodes) or "random"
+  # Fraction of episodes that follow the script; sets the success fraction (data/README.md).
+  c.scripted_fraction = {"grasping": 0.7, "stacking": 0.8}[task]
+  c.noise = 0.1  # std of Gaussian noise on scripted translations, in action units
+  c.random_action_prob = 0.05  # per step, a scripted episode takes a uniform random action
+  return c
+
+
+def replay(preset: str) -> ml_collections.ConfigDict:
+  """Replay sampler over the collected shards (visionary_jax.episodes.sampler)."""
+  check_preset(preset)
+  c = ml_collections.ConfigDict()
+  c.batch_size = {"paper": 4096, "cpu": 256, "smoke": 8}[preset]  # global transitions per batch
+  c.prefetch = 4  # batches prepared ahead by the background thread
+  c.max_in_memory_gb = {"paper": 16.0, "cpu": 8.0, "smoke": 1.0}[preset]  # else memory-map shards
+  c.skip_bad_shards = False  # True: drop invalid shards and report them instead of failing
   return c

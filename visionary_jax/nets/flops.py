@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from visionary_jax import action_space
+from visionary_jax import genotype as genotype_lib
 from visionary_jax.nets import qnetwork
 
 
@@ -22,3 +23,19 @@ def forward_flops_per_sample(network: qnetwork.QNetwork, batch: int = 1) -> floa
   variables = jax.eval_shape(lambda: qnetwork.init_variables(network, jax.random.PRNGKey(0)))
   compiled = jax.jit(network.apply).lower(variables, image, state_action).compile()
   return float(compiled.cost_analysis()["flops"]) / batch
+
+
+def flops_table(specs: dict[str, qnetwork.NetworkSpec], derived: qnetwork.Architecture) -> str:
+  """Markdown table of forward GFLOPs per sample: search, derived and base networks per preset.
+
+  Args:
+    specs: {preset name: trunk spec}.
+    derived: the found architecture (a Genotype).
+  """
+  rows = ["| preset | search | found | base | search / base | found / base |", "|---|---|---|---|---|---|"]
+  for name, spec in specs.items():
+    search, found, base = (forward_flops_per_sample(qnetwork.QNetwork(spec, arch))
+                           for arch in (genotype_lib.SearchSpace(), derived, genotype_lib.BASELINE))
+    rows.append(f"| {name} | {search / 1e9:.4f} G | {found / 1e9:.4f} G | {base / 1e9:.4f} G | "
+                f"{search / base:.4f} | {found / base:.4f} |")
+  return "\n".join(rows)

@@ -1,0 +1,192 @@
+"""Shards and the dataset reader: round trip, validation of every bad-shard case, memmap."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import episode_fixtures as fixtures
+from episode_fixtures import dataset_dir  # pylint: disable=unused-import  (fixture)
+from visionary_jax.episodes import dataset as dataset_lib
+from visionary_jax.episodes import shards
+from visionary_jax.episodes import summary
+
+
+def test_round_trip_preserves_every_array(dataset_dir):
+  directory, episodes, paths = dataset_dir
+  meta, arrays = shards.check_shard(paths[0], image_size=8)
+  first = episodes[:4]
+  np.testing.assert_array_equal(arrays["image"], np.concatenate([e.image for e in first]))
+  np.testing.assert_array_equal(arrays["action"], np.concatenate([e.action for e in first]))
+  np.testing.assert_array_equal(arrays["reward"], np.concatenate([e.reward for e in first]))
+  np.testing.assert_array_equal(arrays["height"], np.concatenate([e.height for e in first]))
+  assert arrays["episode_seed"].tolist() == [e.seed for e in first]
+  assert arrays["episode_length"].tolist() == [e.length for e in first]
+  assert meta["episodes"] == 4 and meta["transitions"] == sum(e.length for e in first)
+  assert meta["episode_range"] == [0, 4]
+  assert os.path.basename(paths[0]) == "episodes-000000000-000000004.npz"
+  assert not [n for n in os.listdir(directory) if n.startswith(".tmp-")]
+
+
+def test_manifest_lists_checksums_and_counts(dataset_dir):
+  directory, episodes, paths = dataset_dir
+  manifest = shards.write_manifest(str(directory), {"task": "grasping"})
+  with open(os.path.join(directory, shards.MANIFEST)) as f:
+    assert json.load(f) == manifest
+  assert manifest["episodes"] == len(episodes)
+  assert manifest["transitions"] == sum(e.length for e in episodes)
+  assert [s["file"] for s in manifest["shards"]] == [os.path.basename(p) for p in paths]
+  assert all(len(s["sha256"]) == 64 for s in manifest["shards"])
+
+
+def test_dataset_indexes_transitions(dataset_dir):
+  directory, episodes, _ = dataset_dir
+  data = dataset_lib.Dataset(str(directory), image_size=8)
+  assert data.num_episodes == len(episodes)
+  assert data.num_transitions == sum(e.length for e in episodes)
+  i = 0
+  for e in episodes:
+    batch = data.transitions(np.arange(i, i + e.length))
+    np.testing.assert_array_equal(batch["image"], e.image[:-1])
+    np.testing.assert_array_equal(batch["next_image"], e.image[1:])
+    np.testing.assert_array_equal(batch["next_height"], e.height[1:])
+    np.testing.assert_array_equal(batch["action"], e.action)
+    np.testing.assert_array_equal(batch["done"], e.terminated.astype(np.float32))
+    i += e.length
+  np.testing.assert_array_equal(data.episode_frames(3), episodes[3].image)
+
+
+def test_memmap_serves_the_same_data(dataset_dir):
+  directory, _, _ = dataset_dir
+  loaded = dataset_lib.Dataset(str(directory), mmap=False)
+  mapped = dataset_lib.Dataset(str(directory), mmap=True)
+  assert mapped.mmap and not loaded.mmap
+  idx = np.random.default_rng(0).integers(0, loaded.num_transitions, 50)
+  a, b = loaded.transitions(idx), mapped.transitions(idx)
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k])
+  tiny = dataset_lib.Dataset(str(directory), max_in_memory_gb=1e-9)
+  assert tiny.mmap  # chosen automatically above the memory budget
+
+
+def _rewrite_sidecar(path, **changes):
+  side = shards.sidecar_path(path)
+  with open(side) as f:
+    meta = json.load(f)
+  meta.update(changes)
+  with open(side, "w") as f:
+    json.dump(meta, f)
+
+
+def _truncate(path):
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) // 2)
+
+
+def _flip_byte(path):
+  with open(path, "r+b") as f:
+    f.seek(os.path.getsize(path) // 2)
+    byte = f.read(1)
+    f.seek(-1, os.SEEK_CUR)
+    f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def _garbage_with_valid_checksum(path):
+  with open(path, "wb") as f:
+    f.write(b"not a zip file at all" * 10)
+  _rewrite_sidecar(path, bytes=os.path.getsize(path), sha256=shards._sha256(path))  # pylint: disable=protected-access
+
+
+def _remove_sidecar(path):
+  os.remove(shards.sidecar_path(path))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_truncate, "truncated"),
+    (_flip_byte, "checksum mismatch"),
+    (_garbage_with_valid_checksum, "corrupt shard"),
+    (lambda p: _rewrite_sidecar(p, transitions=999), "sidecar says transitions=999"),
+    (lambda p: _rewrite_sidecar(p, format="other/9"), "format"),
+])
+def test_each_damaged_shard_is_rejected_by_name(dataset_dir, damage, message):
+  directory, _, paths = dataset_dir
+  damage(paths[1])
+  with pytest.raises(shards.ShardError, match=message) as e:
+    dataset_lib.Dataset(str(directory), image_size=8)
+  assert os.path.basename(paths[1]) in str(e.value) or os.path.basename(
+      shards.sidecar_path(paths[1])) in str(e.value)
+
+
+def test_missing_sidecar_means_an_unfinished_shard(dataset_dir):
+  directory, _, paths = dataset_dir
+  _remove_sidecar(paths[1])
+  assert paths[1] not in shards.list_shards(str(directory))
+  with pytest.raises(shards.ShardError, match="missing sidecar"):
+    shards.check_shard(paths[1])
+
+
+def test_wrong_image_size_is_rejected(dataset_dir):
+  directory, _, _ = dataset_dir
+  with pytest.raises(shards.ShardError, match="wrong image size 8x8.*image_size is 64"):
+    dataset_lib.Dataset(str(directory), image_size=64)
+
+
+def test_nan_reward_is_rejected(tmp_path):
+  e = fixtures.make_episode(0, 3)
+  e.reward[1] = np.nan
+  path = shards.write_shard(str(tmp_path), [e], "grasping")
+  with pytest.raises(shards.ShardError, match=f"{os.path.basename(path)}: NaN or infinite reward"):
+    dataset_lib.Dataset(str(tmp_path))
+
+
+def test_empty_dataset_is_rejected(tmp_path):
+  with pytest.raises(shards.ShardError, match="empty dataset"):
+    dataset_lib.Dataset(str(tmp_path))
+  with pytest.raises(shards.ShardError, match="does not exist"):
+    dataset_lib.Dataset(str(tmp_path / "nowhere"))
+
+
+def test_overlapping_shards_are_rejected(tmp_path):
+  shards.write_shard(str(tmp_path), [fixtures.make_episode(i, 2) for i in range(0, 3)], "grasping")
+  shards.write_shard(str(tmp_path), [fixtures.make_episode(i, 2) for i in range(2, 4)], "grasping")
+  with pytest.raises(shards.ShardError, match="overlap"):
+    dataset_lib.Dataset(str(tmp_path))
+
+
+def test_skip_bad_shards_reports_them(dataset_dir):
+  directory, episodes, paths = dataset_dir
+  _flip_byte(paths[0])
+  data = dataset_lib.Dataset(str(directory), skip_bad_shards=True)
+  assert [b.path for b in data.bad_shards] == [paths[0]]
+  assert "checksum mismatch" in data.bad_shards[0].problem
+  assert data.num_episodes == len(episodes) - 4
+  for p in paths[1:]:
+    _flip_byte(p)
+  with pytest.raises(shards.ShardError, match="empty dataset.*3 bad shard"):
+    dataset_lib.Dataset(str(directory), skip_bad_shards=True)
+
+
+def test_writer_rejects_inconsistent_episodes(tmp_path):
+  e = fixtures.make_episode(0, 3)
+  e.image = e.image[:-1]
+  with pytest.raises(ValueError, match="T \\+ 1 frames"):
+    shards.write_shard(str(tmp_path), [e], "grasping")
+  with pytest.raises(ValueError, match="contiguous"):
+    shards.write_shard(str(tmp_path), [fixtures.make_episode(0, 2), fixtures.make_episode(2, 2)],
+                       "grasping")
+
+
+def test_summary_counts_and_png(dataset_dir):
+  directory, episodes, _ = dataset_dir
+  os.rename(directory, str(directory) + "-x")
+  os.makedirs(directory)
+  os.rename(str(directory) + "-x", os.path.join(directory, "episodes"))
+  result = summary.write_summary(str(directory))
+  assert result["episodes"] == len(episodes)
+  assert result["success_fraction"] == pytest.approx(np.mean([e.success for e in episodes]))
+  lengths = [e.length for e in episodes]
+  assert result["episode_length_histogram"] == {
+      str(n): lengths.count(n) for n in sorted(set(lengths))}
+  with open(os.path.join(directory, summary.SUMMARY_PNG), "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"

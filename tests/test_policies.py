@@ -1,0 +1,108 @@
+"""Data-collection policies: random, scripted per task, and the success-fraction mixture."""
+
+import numpy as np
+import pytest
+
+from experiments.configs import grasping as grasping_config
+from experiments.configs import stacking as stacking_config
+from visionary_jax import action_space
+from visionary_jax import envs
+from visionary_jax.envs import policies
+
+CONFIGS = {"grasping": grasping_config, "stacking": stacking_config}
+
+
+def run(env, policy, seed):
+  obs, _ = env.reset(seed=seed)
+  policy.reset(env, np.random.default_rng(seed))
+  done, steps, info = False, 0, {}
+  while not done:
+    a = policy(obs)
+    assert a.shape == (action_space.ACTION_DIM,) and env.action_space.contains(a)
+    obs, _, terminated, truncated, info = env.step(a)
+    done, steps = terminated or truncated, steps + 1
+  return info["success"], steps
+
+
+@pytest.mark.parametrize("task", ["grasping", "stacking"])
+def test_scripted_policy_succeeds_on_fixed_seeds(task):
+  env = envs.make(task, CONFIGS[task].get_config("smoke").env)
+  try:
+    results = [run(env, policies.make(task, "scripted"), seed) for seed in (0, 2, 5, 7)]
+  finally:
+    env.close()
+  successes = sum(s for s, _ in results)
+  assert successes >= 3, results
+  assert all(steps <= env.max_steps for _, steps in results)
+
+
+def test_random_policy_is_uniform_and_reproducible():
+  a, b = policies.Random(), policies.Random()
+  a.reset(None, np.random.default_rng(4))
+  b.reset(None, np.random.default_rng(4))
+  xs = np.stack([a(None) for _ in range(2000)])
+  np.testing.assert_array_equal(xs[:5], np.stack([b(None) for _ in range(5)]))
+  assert xs.min() >= -1 and xs.max() <= 1
+  np.testing.assert_allclose(xs.mean(0), 0.0, atol=0.06)
+  np.testing.assert_allclose(xs.std(0), np.sqrt(1 / 3), atol=0.03)
+
+
+def test_random_policy_rarely_succeeds_at_grasping():
+  env = envs.make("grasping", grasping_config.get_config("smoke").env)
+  try:
+    results = [run(env, policies.Random(), seed) for seed in range(6)]
+  finally:
+    env.close()
+  assert sum(s for s, _ in results) <= 1
+  assert np.mean([n for _, n in results]) < 5  # argmax picks "close" half the time
+
+
+class _Script:
+  def reset(self, env, rng):
+    pass
+
+  def __call__(self, observation):
+    return policies._action(_FakeEnv(), np.array([0.03, 0.0, 0.0]), 0.0, close=True)  # pylint: disable=protected-access
+
+
+class _FakeEnv:
+  max_displacement = 0.06
+  max_rotation = np.pi / 4
+
+
+def test_mixed_fraction_noise_and_random_actions():
+  rng = np.random.default_rng(0)
+  mixed = policies.Mixed(_Script(), scripted_fraction=0.3)
+  flags = []
+  for _ in range(400):
+    mixed.reset(None, rng)
+    flags.append(mixed.scripted)
+  assert 0.24 < np.mean(flags) < 0.36
+  clean = policies.Mixed(_Script(), scripted_fraction=1.0)
+  clean.reset(None, rng)
+  np.testing.assert_allclose(clean(None)[:3], [0.5, 0.0, 0.0])
+  noisy = policies.Mixed(_Script(), 1.0, noise=0.2)
+  noisy.reset(None, rng)
+  spread = np.std([noisy(None)[0] for _ in range(500)])
+  assert 0.15 < spread < 0.25
+  randomised = policies.Mixed(_Script(), 1.0, random_action_prob=1.0)
+  randomised.reset(None, rng)
+  assert not np.allclose(randomised(None), clean(None))
+
+
+def test_action_encoding_round_trips_yaw():
+  env = _FakeEnv()
+  a = policies._action(env, np.array([0.12, -0.03, 0.0]), 0.3, close=False)  # pylint: disable=protected-access
+  np.testing.assert_allclose(a[:3], [1.0, -0.5, 0.0])  # clipped to the bounded displacement
+  yaw = np.arctan2(a[3], a[4]) / np.pi * env.max_rotation
+  assert yaw == pytest.approx(0.3, abs=1e-6)
+  assert a[5:].tolist() == [1.0, 0.0]
+
+
+def test_make_rejects_bad_arguments():
+  with pytest.raises(ValueError, match="policy must be one of"):
+    policies.make("grasping", "greedy")
+  with pytest.raises(ValueError, match="scripted_fraction"):
+    policies.make("grasping", "scripted", scripted_fraction=1.5)
+  with pytest.raises(ValueError, match="task must be one of"):
+    policies.make("pouring", "scripted")

@@ -1,0 +1,103 @@
+"""Replay sampler: shapes for pmap, determinism, save/restore, prefetch, transition contents."""
+
+import numpy as np
+import pytest
+
+import episode_fixtures
+from episode_fixtures import dataset_dir  # pylint: disable=unused-import  (fixture)
+from experiments.configs import grasping as grasping_config
+from visionary_jax.episodes import dataset as dataset_lib
+from visionary_jax.episodes import sampler as sampler_lib
+from visionary_jax.episodes import shards
+
+
+@pytest.fixture
+def data(dataset_dir):  # pylint: disable=redefined-outer-name
+  return dataset_lib.Dataset(str(dataset_dir[0]), image_size=8)
+
+
+def assert_batches_equal(a, b):
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_batches_are_reshaped_for_local_devices(data):
+  s = sampler_lib.ReplaySampler(data, batch_size=12, num_devices=4, seed=0, prefetch=0)
+  batch = next(s)
+  assert batch["image"].shape == (4, 3, 8, 8, 3) and batch["image"].dtype == np.uint8
+  assert batch["next_image"].shape == (4, 3, 8, 8, 3)
+  assert batch["action"].shape == (4, 3, 7)
+  for k in ("reward", "done", "gripper_closed", "height", "next_gripper_closed", "next_height"):
+    assert batch[k].shape == (4, 3), k
+  with pytest.raises(ValueError, match="not divisible by the 5 local devices"):
+    sampler_lib.ReplaySampler(data, batch_size=12, num_devices=5)
+
+
+def test_transitions_are_consistent(data):
+  batch = sampler_lib.ReplaySampler(data, 64, seed=3, prefetch=0).batch(0)
+  # Frames encode (episode * 16 + t): the next observation is the following frame.
+  np.testing.assert_array_equal(batch["next_image"][..., 0, 0, 0].astype(int),
+                                (batch["image"][..., 0, 0, 0].astype(int) + 1) % 256)
+  np.testing.assert_allclose(batch["next_height"], batch["height"] - 0.01, atol=1e-6)
+  assert set(np.unique(batch["done"])) <= {0.0, 1.0}
+
+
+def test_same_seed_same_stream_and_uniform_coverage(data):
+  a = sampler_lib.ReplaySampler(data, 16, seed=7, prefetch=2)
+  b = sampler_lib.ReplaySampler(data, 16, seed=7, prefetch=0)
+  for _ in range(5):
+    assert_batches_equal(next(a), next(b))
+  a.close()
+  c = sampler_lib.ReplaySampler(data, 16, seed=8, prefetch=0)
+  assert not np.array_equal(c.indices(0), b.indices(0))
+  counts = np.bincount(np.concatenate([b.indices(k) for k in range(400)]),
+                       minlength=data.num_transitions)
+  expected = 400 * 16 / data.num_transitions
+  assert counts.min() > 0.7 * expected and counts.max() < 1.3 * expected
+
+
+def test_save_and_restore_position_replays_the_same_batches(data):
+  s = sampler_lib.ReplaySampler(data, 8, seed=1, prefetch=3)
+  for _ in range(3):
+    next(s)
+  state = s.state()
+  expected = [next(s) for _ in range(4)]
+  s.close()
+  resumed = sampler_lib.ReplaySampler(data, 8, seed=1, prefetch=3)
+  next(resumed)  # a different position, discarded by restore
+  resumed.restore(state)
+  for want in expected:
+    assert_batches_equal(next(resumed), want)
+  assert resumed.state()["position"] == 7
+  resumed.close()
+
+
+def test_restore_refuses_a_different_stream(data):
+  s = sampler_lib.ReplaySampler(data, 8, seed=1, prefetch=0)
+  state = s.state()
+  other = sampler_lib.ReplaySampler(data, 8, seed=2, prefetch=0)
+  with pytest.raises(ValueError, match="'seed' is 1"):
+    other.restore(state)
+  with pytest.raises(ValueError, match="'position'"):
+    s.restore({**state, "position": -1})
+
+
+def test_from_config_uses_replay_section(data):
+  config = grasping_config.get_config("smoke")
+  s = sampler_lib.from_config(data, config.replay, seed=config.seed, num_devices=2)
+  batch = next(s)
+  assert batch["action"].shape == (2, config.replay.batch_size // 2, 7)
+  s.close()
+
+
+def test_dataset_from_config_checks_the_image_size(tmp_path):
+  episodes_dir = tmp_path / "episodes"
+  episodes_dir.mkdir()
+  episode_fixtures.write_dataset(episodes_dir, image_size=32)
+  config = grasping_config.get_config("smoke")
+  data = dataset_lib.from_config(str(tmp_path), config)
+  assert data.image_size == config.env.image_size == 32 and not data.mmap
+  cpu = grasping_config.get_config("cpu")
+  with pytest.raises(shards.ShardError, match="wrong image size 32x32.*image_size is 64"):
+    dataset_lib.from_config(str(tmp_path), cpu)

@@ -1,0 +1,50 @@
+"""Statistics against hand-computed values and the paper's Table I."""
+
+import pytest
+
+from visionary_jax import statistics
+
+
+def test_t_test_hand_computed():
+  # means 5 and 2, both sample variances 1: pooled sd 1, t = 3 / sqrt(2/3) = 3.6742, df 4.
+  result = statistics.student_t_test([4, 5, 6], [1, 2, 3])
+  assert result.t == pytest.approx(3.674235, abs=1e-5)
+  assert result.df == 4
+  assert result.p == pytest.approx(0.02131, abs=5e-5)
+
+
+def test_t_test_reproduces_paper_table_one():
+  # Visionary 84.1 +/- 4.4 vs base 74.8 +/- 7.3, 15 runs each: the paper reports t = 4.23, df = 28, p < 0.001.
+  result = statistics.student_t_test_from_summary(84.1, 4.4, 15, 74.8, 7.3, 15)
+  assert result.t == pytest.approx(4.23, abs=0.005)
+  assert result.df == 28
+  assert result.p < 0.001
+
+
+def test_t_test_needs_two_runs():
+  with pytest.raises(ValueError, match="at least 2 runs"):
+    statistics.student_t_test([0.5], [0.4, 0.6])
+
+
+def test_wilson_interval_hand_computed():
+  # 50 / 100: centre 0.5, half width 1.96 * sqrt(0.25/100 + 1.96^2/40000) / (1 + 1.96^2/100) = 0.0960.
+  low, high = statistics.wilson_interval(50, 100)
+  assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+  low, high = statistics.wilson_interval(0, 10)
+  assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
+  with pytest.raises(ValueError):
+    statistics.wilson_interval(3, 0)
+
+
+def test_summary_tables():
+  rows = statistics.summarise({"base": [0.6, 0.7, 0.8], "visionary": [0.8, 0.9, 0.85]}, baseline="base")
+  assert rows[0].test is None and rows[0].mean == pytest.approx(0.7) and rows[0].std == pytest.approx(0.1)
+  assert rows[1].best == pytest.approx(0.9) and rows[1].test.df == 4
+  markdown = statistics.to_markdown(rows)
+  assert "| base | 3 | 70.0 ± 10.0 | 80.0 |  |  |  |" in markdown
+  assert markdown.splitlines()[3].startswith("| visionary | 3 | 85.0 ± 5.0 | 90.0 | 2.32 | 4 |")
+  csv_text = statistics.to_csv(rows)
+  assert csv_text.splitlines()[0] == "variant,runs,mean,std,best,t,df,p"
+  assert csv_text.splitlines()[1] == "base,3,70.0,10.0,80.0,,,"
+  with pytest.raises(ValueError, match="baseline variant 'qtopt'"):
+    statistics.summarise({"base": [0.5]}, baseline="qtopt")

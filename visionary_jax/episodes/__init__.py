@@ -1,0 +1,1 @@
+"""Offline episodes: shard writer and reader, collection, replay sampler, summaries."""

@@ -1,0 +1,149 @@
+"""A validated offline dataset: every shard of a directory, indexed by transition.
+
+Images stay uint8. At `cpu` scale they are copied into one in-memory array; a
+dataset whose images exceed `max_in_memory_gb` is served from read-only memory
+maps into the shard files instead (the OS pages in what batches touch).
+"""
+
+import dataclasses
+import logging
+import os
+
+import numpy as np
+
+from visionary_jax.episodes import shards as shards_lib
+
+
+@dataclasses.dataclass
+class BadShard:
+  path: str
+  problem: str
+
+
+class Dataset:
+  """All transitions (s, a, r, s', done) of the valid shards in a directory."""
+
+  def __init__(self, directory: str, image_size: int | None = None, skip_bad_shards: bool = False,
+               max_in_memory_gb: float = 8.0, mmap: bool | None = None,
+               verify_checksum: bool = True):
+    """Validates every shard; raises ShardError naming the first bad one unless skipping.
+
+    Args:
+      directory: the dataset directory (collector workdir's `episodes/`).
+      image_size: expected image side (config.env.image_size); None accepts any, but all
+        shards must agree.
+      skip_bad_shards: drop invalid shards, listing them in `self.bad_shards`.
+      max_in_memory_gb: above this many GB of images, memory-map (when `mmap` is None).
+      mmap: force memory-mapping (True) or loading (False); None decides by size.
+      verify_checksum: recompute each shard's SHA-256.
+    """
+    self.directory = directory
+    self.bad_shards: list[BadShard] = []
+    paths = shards_lib.list_shards(directory)
+    metas, frame_arrays = [], []
+    use_mmap = mmap
+    if use_mmap is None:
+      total_bytes = 0
+      for path in paths:
+        try:
+          meta = shards_lib._read_sidecar(path)  # pylint: disable=protected-access
+          total_bytes += meta["frames"] * meta["image_size"] ** 2 * 3
+        except shards_lib.ShardError:
+          pass
+      use_mmap = total_bytes > max_in_memory_gb * 2**30
+    self.mmap = bool(use_mmap)
+    for path in paths:
+      try:
+        meta, arrays = shards_lib.check_shard(path, image_size, verify_checksum, mmap=self.mmap)
+        if image_size is None:
+          image_size = meta["image_size"]
+      except shards_lib.ShardError as e:
+        if not skip_bad_shards:
+          raise
+        self.bad_shards.append(BadShard(path, str(e)))
+        logging.warning("skipping bad shard: %s", e)
+        continue
+      metas.append(meta)
+      frame_arrays.append(arrays)
+    if not metas:
+      detail = f"; {len(self.bad_shards)} bad shard(s) skipped" if self.bad_shards else ""
+      raise shards_lib.ShardError(f"{directory}: empty dataset, no valid shard{detail}")
+    ranges = sorted(tuple(m["episode_range"]) for m in metas)
+    for (s0, e0), (s1, e1) in zip(ranges, ranges[1:]):
+      if s1 < e0:
+        raise shards_lib.ShardError(f"{directory}: shards [{s0}, {e0}) and [{s1}, {e1}) overlap "
+                                    "(duplicate episodes)")
+    self.image_size = int(image_size)
+    self.shard_paths = [os.path.join(directory, m["file"]) for m in metas]
+    self.num_episodes = sum(m["episodes"] for m in metas)
+    self.num_transitions = sum(m["transitions"] for m in metas)
+
+    cat = lambda k: np.concatenate([a[k] for a in frame_arrays])
+    self.action = cat("action")
+    self.reward = cat("reward")
+    self.terminated = cat("terminated")
+    self.truncated = cat("truncated")
+    self.gripper_closed = cat("gripper_closed")
+    self.height = cat("height")
+    self.episode_length = cat("episode_length")
+    self.episode_index = cat("episode_index")
+    self.episode_seed = cat("episode_seed")
+    self.episode_success = cat("episode_success")
+    self.episode_scripted = cat("episode_scripted")
+    self.physics_failure = cat("physics_failure")
+    # Frame of each transition's observation: an episode's frames run from its first
+    # observation, and it has one more frame than transitions.
+    episode_of_transition = np.repeat(np.arange(self.num_episodes), self.episode_length)
+    self.frame = (np.arange(self.num_transitions) + episode_of_transition).astype(np.int64)
+    if self.mmap:
+      self._images = [a["image"] for a in frame_arrays]
+      self._frame_offsets = np.cumsum([0] + [len(im) for im in self._images])
+    else:
+      self._images = [cat("image")]
+      self._frame_offsets = np.array([0, len(self._images[0])])
+
+  @property
+  def num_frames(self) -> int:
+    return int(self._frame_offsets[-1])
+
+  def images(self, frames: np.ndarray) -> np.ndarray:
+    """uint8 [len(frames), H, W, 3] for global frame indices [N]."""
+    frames = np.asarray(frames, np.int64)
+    if len(self._images) == 1:
+      return self._images[0][frames]
+    out = np.empty((len(frames), self.image_size, self.image_size, 3), np.uint8)
+    shard = np.searchsorted(self._frame_offsets, frames, side="right") - 1
+    for s in np.unique(shard):
+      rows = np.flatnonzero(shard == s)
+      local = frames[rows] - self._frame_offsets[s]
+      order = np.argsort(local)  # sequential reads through the memory map
+      out[rows[order]] = self._images[s][local[order]]
+    return out
+
+  def transitions(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    """Transitions [N] as arrays: images uint8 [N, H, W, 3], action [N, 7], scalars [N]."""
+    indices = np.asarray(indices, np.int64)
+    frame = self.frame[indices]
+    return {
+        "image": self.images(frame),
+        "gripper_closed": self.gripper_closed[frame],
+        "height": self.height[frame],
+        "action": self.action[indices],
+        "reward": self.reward[indices],
+        "done": self.terminated[indices].astype(np.float32),
+        "next_image": self.images(frame + 1),
+        "next_gripper_closed": self.gripper_closed[frame + 1],
+        "next_height": self.height[frame + 1],
+    }
+
+  def episode_frames(self, episode: int) -> np.ndarray:
+    """uint8 [T+1, H, W, 3] observations of the dataset's `episode`-th episode."""
+    start = int(self.episode_length[:episode].sum()) + episode
+    return self.images(np.arange(start, start + int(self.episode_length[episode]) + 1))
+
+
+def from_config(workdir: str, config) -> Dataset:
+  """The dataset in `workdir/episodes`, checked against config.env and config.replay."""
+  return Dataset(os.path.join(workdir, "episodes"), int(config.env.image_size),
+                 skip_bad_shards=bool(config.replay.skip_bad_shards),
+                 max_in_memory_gb=float(config.replay.max_in_memory_gb))

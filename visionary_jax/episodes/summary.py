@@ -1,0 +1,91 @@
+"""Dataset summary: success fraction, episode lengths and a PNG grid of camera frames."""
+
+import json
+import os
+from typing import Any
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from visionary_jax.episodes import dataset as dataset_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from visionary_jax.episodes import shards as shards_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+SUMMARY_JSON = "summary.json"
+SUMMARY_PNG = "summary.png"
+
+
+def summarize(data: dataset_lib.Dataset) -> dict[str, Any]:
+  """Counts, success fraction and episode-length histogram of a dataset."""
+  lengths = data.episode_length
+  counts = np.bincount(lengths)
+  scripted = data.episode_scripted
+  frac = lambda mask: float(data.episode_success[mask].mean()) if mask.any() else None
+  return {
+      "episodes": int(data.num_episodes),
+      "transitions": int(data.num_transitions),
+      "image_size": int(data.image_size),
+      "success_fraction": float(data.episode_success.mean()),
+      "success_fraction_scripted": frac(scripted),
+      "success_fraction_random": frac(~scripted),
+      "scripted_fraction": float(scripted.mean()),
+      "physics_failures": int(data.physics_failure.sum()),
+      "mean_episode_length": float(lengths.mean()),
+      "episode_length_histogram": {str(n): int(c) for n, c in enumerate(counts) if c},
+      "unique_seeds": int(len(np.unique(data.episode_seed))),
+      "bad_shards": [{"path": b.path, "problem": b.problem} for b in data.bad_shards],
+  }
+
+
+def plot(data: dataset_lib.Dataset, path: str, rows: int = 6, columns: int = 8):
+  """Writes a PNG: `rows` episodes (successes first) x up to `columns` frames, and a histogram."""
+  success = np.flatnonzero(data.episode_success)
+  failure = np.flatnonzero(~data.episode_success)
+  chosen = list(success[:rows // 2]) + list(failure[:rows - min(len(success), rows // 2)])
+  chosen = chosen[:rows]
+  fig = plt.figure(figsize=(1.3 * columns, 1.4 * (len(chosen) + 2)))
+  grid = fig.add_gridspec(len(chosen) + 2, columns)
+  for r, episode in enumerate(chosen):
+    frames = data.episode_frames(int(episode))
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(columns, len(frames))).astype(int))
+    for col, f in enumerate(picks):
+      ax = fig.add_subplot(grid[r, col])
+      ax.imshow(frames[f], interpolation="nearest")
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if col == 0:
+        outcome = "success" if data.episode_success[episode] else "failure"
+        ax.set_ylabel(f"ep {int(data.episode_index[episode])}\n{outcome}", fontsize=7)
+      ax.set_title(f"t={f}", fontsize=7)
+  ax = fig.add_subplot(grid[len(chosen):, :])
+  lengths = data.episode_length
+  bins = np.arange(1, lengths.max() + 2) - 0.5
+  ax.hist([lengths[data.episode_success], lengths[~data.episode_success]], bins=bins,
+          stacked=True, label=["success", "failure"], color=["tab:green", "tab:gray"])
+  ax.set_xlabel("episode length (steps)")
+  ax.set_ylabel("episodes")
+  ax.legend(fontsize=7)
+  ax.set_title(f"{data.num_episodes} episodes, success fraction "
+               f"{data.episode_success.mean():.3f}", fontsize=9)
+  fig.tight_layout()
+  tmp = path + ".tmp.png"
+  fig.savefig(tmp, dpi=80)
+  plt.close(fig)
+  os.replace(tmp, path)
+
+
+def write_summary(workdir: str, image_size: int | None = None,
+                  skip_bad_shards: bool = False) -> dict[str, Any]:
+  """Writes workdir/summary.json and workdir/summary.png for workdir/episodes; returns the dict."""
+  data = dataset_lib.Dataset(os.path.join(workdir, "episodes"), image_size,
+                             skip_bad_shards=skip_bad_shards, mmap=True)
+  result = summarize(data)
+  shards_lib.atomic_write_json(os.path.join(workdir, SUMMARY_JSON), result)
+  plot(data, os.path.join(workdir, SUMMARY_PNG))
+  return result
+
+
+def load_summary(workdir: str) -> dict[str, Any]:
+  with open(os.path.join(workdir, SUMMARY_JSON)) as f:
+    return json.load(f)
