@@ -1,0 +1,128 @@
+"""Checkpoints: round trip, mismatches, and a run killed with SIGKILL that resumes bitwise."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import train_run
+from visionary_jax import checkpoints
+from visionary_jax import genotype as G
+from visionary_jax import metrics
+from visionary_jax.nets import qnetwork
+from visionary_jax.qtopt import optimizer as optimizer_lib
+from visionary_jax.qtopt import train_state
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+STEPS = 8
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """Shared dataset, compilation cache and an uninterrupted reference run."""
+  base = tmp_path_factory.mktemp("runs")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join([ROOT, HERE]),
+             JAX_COMPILATION_CACHE_DIR=str(base / "jax_cache"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+  env.pop("XLA_FLAGS", None)
+  data = base / "data"
+
+  def command(workdir, out, *extra):
+    return [sys.executable, os.path.join(HERE, "train_run.py"), str(data), str(workdir), str(out), *extra]
+
+  subprocess.run(command(base / "reference", base / "reference.npz"), env=env, check=True, timeout=300,
+                 stdout=subprocess.DEVNULL)
+  return base, env, command
+
+
+def test_sigkill_at_random_step_then_resume_is_bitwise_equal(runs):
+  base, env, command = runs
+  kill_after = int(np.random.default_rng().integers(1, STEPS))  # unseeded on purpose; reported on failure
+  workdir = base / f"killed_{kill_after}"
+  proc = subprocess.Popen(command(workdir, base / "unused.npz"), env=env, stdout=subprocess.PIPE, text=True)
+  try:
+    for line in proc.stdout:
+      if line.startswith(f"step {kill_after}/"):
+        proc.send_signal(signal.SIGKILL)
+        break
+    proc.wait(timeout=300)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == -signal.SIGKILL, f"run was not killed at step {kill_after}"
+  assert not os.path.exists(base / "unused.npz")
+  resumed = subprocess.run(command(workdir, base / "resumed.npz"), env=env, check=True, timeout=300,
+                           capture_output=True, text=True)
+  assert "resumed from step" in resumed.stdout or kill_after < 2, resumed.stdout
+  reference, final = np.load(base / "reference.npz"), np.load(base / "resumed.npz")
+  assert sorted(reference.files) == sorted(final.files) and len(reference.files) > 50
+  for name in reference.files:
+    np.testing.assert_array_equal(final[name], reference[name], err_msg=f"{name} (killed after step {kill_after})")
+  assert int(final["step"]) == STEPS
+  # Records written after the restored checkpoint were dropped and rewritten: each step exactly once.
+  steps = [r["step"] for r in metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))]
+  assert steps == list(range(1, STEPS + 1)), steps
+
+
+def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(runs):
+  base, env, command = runs
+  workdir = base / "poisoned"
+  result = subprocess.run(command(workdir, base / "poisoned.npz", "--poison=4"), env=env, timeout=300,
+                          capture_output=True, text=True)
+  assert result.returncode != 0
+  assert "FloatingPointError: non-finite loss (nan) in the update from step 4 to 5" in result.stderr
+  assert "last good checkpoint is step 4" in result.stderr
+  assert not os.path.exists(base / "poisoned.npz")
+  # The kept checkpoint equals the reference run's checkpoint of step 4, leaf for leaf.
+  ref = checkpoints.Checkpoints(str(base / "reference" / "checkpoints"), keep=3)
+  bad = checkpoints.Checkpoints(str(workdir / "checkpoints"), keep=3)
+  assert bad.latest_step() == 4
+  template = _template()
+  ref_state, ref_host = ref.restore(4, template)
+  bad_state, bad_host = bad.restore(4, template)
+  assert ref_host == bad_host and ref_host["sampler"]["position"] == 4
+  assert int(bad_state.step) == 4
+  ref_flat, bad_flat = checkpoints.flatten(ref_state), checkpoints.flatten(bad_state)
+  for name, value in ref_flat.items():
+    np.testing.assert_array_equal(bad_flat[name], value, err_msg=name)
+
+
+def _template():
+  """A host TrainState of the smoke baseline, the structure train_run.py saves."""
+  c = train_run.config()
+  network = qnetwork.build(c.network, G.BASELINE)
+  return jax.device_get(train_state.create(network, optimizer_lib.make(c.train), jax.random.PRNGKey(0)))
+
+
+def test_keeps_last_k_and_round_trips_a_pytree(tmp_path):
+  state = {"params": {"w": jnp.arange(6.0).reshape(2, 3), "b": jnp.ones(3)}, "arch": {}, "step": jnp.int32(0),
+           "opt": (jnp.zeros(2), {"mu": jnp.full((2, 3), 0.5)})}
+  ckpts = checkpoints.Checkpoints(str(tmp_path / "c"), keep=2)
+  for step in (1, 2, 3):
+    ckpts.save(step, jax.tree_util.tree_map(lambda x: x + step, state), {"sampler": {"position": step}})
+  assert ckpts.all_steps() == [2, 3] and ckpts.latest_step() == 3
+  restored, host = ckpts.restore(3, jax.device_get(state))
+  assert host == {"sampler": {"position": 3}}
+  assert jax.tree_util.tree_structure(restored) == jax.tree_util.tree_structure(state)
+  for a, b in zip(jax.tree_util.tree_leaves(restored), jax.tree_util.tree_leaves(state)):
+    np.testing.assert_array_equal(a, np.asarray(b) + 3)
+    assert a.dtype == b.dtype
+
+
+def test_checkpoint_of_another_architecture_names_the_leaves(tmp_path):
+  ckpts = checkpoints.Checkpoints(str(tmp_path / "c"), keep=1)
+  ckpts.save(5, {"params": {"conv": np.ones(3, np.float32)}}, {})
+  with pytest.raises(ValueError, match=r"missing leaves \['params.fusion'\].*unexpected leaves \['params.conv'\]"):
+    ckpts.restore(5, {"params": {"fusion": np.ones(3, np.float32)}})
+  with pytest.raises(ValueError, match=r"params.conv is float32\[3\], this run needs float32\[4\]"):
+    ckpts.restore(5, {"params": {"conv": np.ones(4, np.float32)}})
+
+
+def test_bad_keep_names_the_field(tmp_path):
+  with pytest.raises(ValueError, match="keep_checkpoints"):
+    checkpoints.Checkpoints(str(tmp_path), keep=0)

@@ -1,0 +1,163 @@
+"""The training loop: pmapped QT-Opt updates over replay batches, metrics, checkpoints, resume.
+
+A run is a workdir. Starting a run whose workdir has checkpoints continues
+from the newest one (train state and replay position), so a run killed at any
+point and restarted ends with exactly the parameters of an uninterrupted run.
+"""
+
+import json
+import math
+import os
+import tempfile
+from typing import Any, Callable, Iterator, Protocol
+
+import jax
+import ml_collections
+import numpy as np
+
+from visionary_jax import checkpoints as checkpoints_lib
+from visionary_jax import genotype as genotype_lib
+from visionary_jax import metrics as metrics_lib
+from visionary_jax.nets import qnetwork
+from visionary_jax.qtopt import optimizer as optimizer_lib
+from visionary_jax.qtopt import train_state as train_state_lib
+from visionary_jax.qtopt import update
+
+Architecture = genotype_lib.Genotype | genotype_lib.SearchSpace
+
+
+class Batches(Protocol):
+  """What the loop needs from a replay sampler (visionary_jax.episodes.sampler.ReplaySampler)."""
+
+  def __next__(self) -> dict[str, np.ndarray]: ...
+  def state(self) -> dict[str, Any]: ...
+  def restore(self, state: dict[str, Any]) -> None: ...
+
+
+def architecture_from_flag(value: str) -> Architecture:
+  """"search" -> the full search space, "baseline" -> QT-Opt's network, else a genotype JSON path."""
+  if value == "search":
+    return genotype_lib.SearchSpace()
+  if value == "baseline":
+    return genotype_lib.BASELINE
+  if not os.path.isfile(value):
+    raise ValueError(f"--arch must be 'search', 'baseline' or a genotype JSON file; {value!r} is none of these")
+  return genotype_lib.load_json(value)
+
+
+def describe_architecture(arch: Architecture) -> dict[str, Any]:
+  """JSON description of what a run trains (saved with checkpoints and exports)."""
+  if isinstance(arch, genotype_lib.SearchSpace):
+    return {"kind": "search", "fusion": arch.fusion, "attention": arch.attention,
+            "fixed": arch.fixed.to_json_dict()}
+  return {"kind": "genotype", "genotype": arch.to_json_dict()}
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(data, f, indent=2, sort_keys=True)
+      f.write("\n")
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def _arch_metrics(arch_params, arch: Architecture) -> dict[str, float]:
+  """Softmax op weights and sigmoid edge weights per location, as `arch/loc{i}/...` scalars."""
+  if not isinstance(arch, genotype_lib.SearchSpace) or not arch_params:
+    return {}
+  out = {}
+  for i, entry in genotype_lib.architecture_weights(arch_params, arch).items():
+    for op, w in entry.get("op_weights", {}).items():
+      out[f"arch/loc{i}/op/{op}"] = w
+    for source, w in entry.get("attention_weights", {}).items():
+      out[f"arch/loc{i}/edge/{source}"] = w
+  return out
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, batches: Batches,
+          evaluate: Callable[[int, train_state_lib.TrainState], dict[str, float]] | None = None,
+          log: Callable[[str], None] = print) -> train_state_lib.TrainState:
+  """Trains to `config.train.steps`, resuming from the newest checkpoint in `workdir/checkpoints`.
+
+  Args:
+    config: a task config (experiments/configs/grasping.py); uses `seed`, `network`, `train`.
+    workdir: run directory: checkpoints/, metrics.jsonl, tensorboard/, config.json.
+    arch: the architecture trained (a Genotype, or a SearchSpace for the one-shot search).
+    batches: replay batches shaped [local devices, B / devices, ...] with a resumable position.
+    evaluate: optional (step, host state) -> scalar metrics, called every `train.eval_every` steps.
+    log: where progress lines go.
+  Returns:
+    The final train state, on the host.
+  Raises:
+    FloatingPointError: a non-finite loss; the message names the step and the last good checkpoint.
+  """
+  tc = config.train
+  for field in ("steps", "log_every", "checkpoint_every"):
+    if not isinstance(tc[field], int) or tc[field] < 1:
+      raise ValueError(f"train config field {field!r} must be a positive integer, got {tc[field]!r}")
+  if not isinstance(tc.eval_every, int) or tc.eval_every < 0:
+    raise ValueError(f"train config field 'eval_every' must be an integer >= 0, got {tc.eval_every!r}")
+  network = qnetwork.build(config.network, arch)
+  optimizer = optimizer_lib.make(tc)
+  update_config = update.UpdateConfig.from_config(tc)
+  devices = jax.local_devices()
+  description = describe_architecture(arch)
+
+  os.makedirs(workdir, exist_ok=True)
+  ckpts = checkpoints_lib.Checkpoints(os.path.join(workdir, "checkpoints"), tc.keep_checkpoints)
+  host_state = jax.device_get(jax.jit(lambda key: train_state_lib.create(network, optimizer, key))(
+      jax.random.PRNGKey(config.seed)))
+  latest = ckpts.latest_step()
+  if latest is not None:
+    host_state, host = ckpts.restore(latest, host_state)
+    if host.get("architecture") != description:
+      raise ValueError(f"checkpoint step {latest} in {ckpts.directory} was written for architecture "
+                       f"{host.get('architecture')}, this run trains {description}")
+    batches.restore(host["sampler"])
+    log(f"resumed from step {latest} in {ckpts.directory}")
+  else:
+    write_json_atomic(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+    write_json_atomic(os.path.join(workdir, "architecture.json"), description)
+  start = int(host_state.step)
+  writer = metrics_lib.Writer(workdir, resume_step=start)
+  progress = metrics_lib.Progress(start, tc.steps)
+  step_fn = update.make_pmapped_step(network, optimizer, update_config, devices)
+  state = update.replicate(host_state, devices)
+  constants = {"learning_rate": tc.learning_rate, "arch_learning_rate": tc.arch_learning_rate}
+  try:
+    for step in range(start + 1, tc.steps + 1):
+      batch = next(batches)
+      update.check_batch(batch, len(devices))
+      state, device_metrics = step_fn(state, batch)
+      loss = float(device_metrics["loss"][0])
+      if not math.isfinite(loss):
+        last = ckpts.latest_step()
+        raise FloatingPointError(
+            f"non-finite loss ({loss}) in the update from step {step - 1} to {step}; training stopped. "
+            f"The last good checkpoint is " + (f"step {last} in {ckpts.directory}" if last is not None else
+                                               "none (no checkpoint was written yet)"))
+      if step % tc.log_every == 0 or step == tc.steps:
+        values = {k: float(v[0]) for k, v in device_metrics.items()}
+        values.update(constants)
+        values.update(_arch_metrics(jax.device_get(jax.tree_util.tree_map(lambda x: x[0], state.arch)), arch))
+        line = progress.line(step, values)
+        values["steps_per_s"] = progress.rate
+        writer.write(step, values)
+        log(line)
+      if step % tc.checkpoint_every == 0 or step == tc.steps:
+        ckpts.save(step, update.unreplicate(state), {"sampler": batches.state(), "architecture": description})
+      if evaluate is not None and tc.eval_every and step % tc.eval_every == 0:
+        writer.write(step, evaluate(step, update.unreplicate(state)))
+  finally:
+    writer.close()
+    ckpts.close()
+  return update.unreplicate(state)
