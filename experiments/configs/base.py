@@ -71,6 +71,8 @@ def train(preset: str) -> ml_collections.ConfigDict:
   c.checkpoint_every = {"paper": 1000, "cpu": 500, "smoke": 2}[preset]  # steps between checkpoints
   c.keep_checkpoints = 3  # newest checkpoints kept in the workdir
   c.eval_every = {"paper": 1000, "cpu": 1000, "smoke": 0}[preset]  # steps between evaluations, 0: never
+  c.eval_trials = {"paper": 200, "cpu": 50, "smoke": 2}[preset]  # PyBullet trials per evaluation (test objects)
+  c.eval_workers = {"paper": 2, "cpu": 2, "smoke": 0}[preset]  # evaluation processes, 0: in the trainer
   c.dataset_dir = ""  # episodes directory from experiments/collect.py (required by experiments/train.py)
   return c
 

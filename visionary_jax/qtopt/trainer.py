@@ -161,3 +161,56 @@ def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, b
     writer.close()
     ckpts.close()
   return update.unreplicate(state)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, arch_flag: str,
+        log: Callable[[str], None] = print) -> str:
+  """experiments/train.py: dataset -> replay sampler -> `train` (periodic evaluation) -> export.
+
+  Returns the export directory, `workdir/export`.
+  """
+  from visionary_jax import evaluation  # pylint: disable=g-import-not-at-top
+  from visionary_jax import export as export_lib  # pylint: disable=g-import-not-at-top
+  from visionary_jax.episodes import dataset as dataset_lib  # pylint: disable=g-import-not-at-top
+  from visionary_jax.episodes import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
+
+  arch = architecture_from_flag(arch_flag)
+  if not config.train.dataset_dir:
+    raise ValueError("train config field 'dataset_dir' is empty: pass --config.train.dataset_dir=DIR "
+                     "(the episodes/ directory written by experiments/collect.py)")
+  if not os.path.isdir(config.train.dataset_dir):
+    raise ValueError(f"train config field 'dataset_dir': {config.train.dataset_dir} is not a directory")
+  processes = jax.process_count()
+  if config.replay.batch_size % (processes * jax.local_device_count()):
+    raise ValueError(f"replay config field 'batch_size' ({config.replay.batch_size}) must divide over "
+                     f"{processes} process(es) x {jax.local_device_count()} local device(s)")
+  data = dataset_lib.Dataset(config.train.dataset_dir, image_size=config.network.image_size,
+                             skip_bad_shards=config.replay.skip_bad_shards,
+                             max_in_memory_gb=config.replay.max_in_memory_gb)
+  log(f"dataset {config.train.dataset_dir}: {data.num_episodes} episodes, {data.num_transitions} transitions")
+  host_replay = config.replay.copy_and_resolve_references()
+  host_replay.batch_size = config.replay.batch_size // processes
+  batches = sampler_lib.from_config(data, host_replay, seed=config.seed * 1000 + jax.process_index(),
+                                    num_devices=jax.local_device_count())
+
+  def evaluate(step: int, state: train_state_lib.TrainState) -> dict[str, float]:
+    directory = export_lib.export(os.path.join(workdir, "evals", "latest"), config, arch, state.params,
+                                  state.arch, step)
+    result = evaluation.evaluate(directory, config.task, config.env, config.train.eval_trials,
+                                 config.train.eval_workers, seed=config.seed)
+    curve = [c for c in evaluation.read_curve(workdir) if c["step"] < step]
+    curve.append({k: v for k, v in result.items() if k != "per_trial"} | {"step": step})
+    evaluation.write_curve(workdir, curve)
+    log(f"evaluation at step {step}: success {result['success_rate']:.3f} "
+        f"[{result['wilson_low']:.3f}, {result['wilson_high']:.3f}] over {result['trials']} trials")
+    return {"eval/success_rate": result["success_rate"], "eval/wilson_low": result["wilson_low"],
+            "eval/wilson_high": result["wilson_high"]}
+
+  try:
+    state = train(config, workdir, arch, batches, evaluate=evaluate if config.train.eval_every else None, log=log)
+  finally:
+    batches.close()
+  directory = export_lib.export(os.path.join(workdir, "export"), config, arch, state.params, state.arch,
+                                int(state.step))
+  log(f"exported step {int(state.step)} to {directory}")
+  return directory

@@ -1,0 +1,50 @@
+"""Success rate of an exported policy in PyBullet, with a 95 % Wilson interval.
+
+  python -m experiments.evaluate --export=DIR --trials=200 [--workers=2] [--seed=0] [--split=test]
+
+The task and env settings come from DIR/config.json; the last line printed is
+one JSON object (without the per-trial list, which goes to --output if given).
+"""
+
+import json
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from visionary_jax import evaluation
+from visionary_jax.qtopt import trainer
+
+_EXPORT = flags.DEFINE_string("export", None, "Export directory (visionary_jax.export).")
+_TRIALS = flags.DEFINE_integer("trials", 200, "Number of trials.")
+_WORKERS = flags.DEFINE_integer("workers", 2, "Worker processes (0: in this process).")
+_SEED = flags.DEFINE_integer("seed", 0, "Evaluation seed: trial t resets with trial_seed(seed, t).")
+_SPLIT = flags.DEFINE_enum("split", "test", ["train", "test"], "Grasping object split.")
+_OUTPUT = flags.DEFINE_string("output", None, "Optional JSON file for the full result.")
+flags.mark_flags_as_required(["export"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
+  try:
+    with open(f"{_EXPORT.value}/config.json") as f:
+      config = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise app.UsageError(f"--export={_EXPORT.value}: cannot read config.json ({e})") from e
+  for key in ("task", "env"):
+    if key not in config:
+      raise app.UsageError(f"--export={_EXPORT.value}: config.json lacks {key!r}")
+  try:
+    result = evaluation.evaluate(_EXPORT.value, config["task"], config["env"], _TRIALS.value, _WORKERS.value,
+                                 _SEED.value, _SPLIT.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
+  if _OUTPUT.value:
+    trainer.write_json_atomic(_OUTPUT.value, result)
+  print(json.dumps({k: v for k, v in result.items() if k != "per_trial"}, sort_keys=True), flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,123 @@
+"""Success rate of an exported policy in the PyBullet tasks, over several worker processes.
+
+Trial t resets its env with `trial_seed(seed, t)`, so a trial's scene does not
+depend on how trials are spread over workers. Grasping trials use the test
+objects unless told otherwise. Workers are spawned (not forked) processes that
+each load the export directory: nothing but a path and seeds crosses the
+process boundary.
+"""
+
+import json
+import multiprocessing as mp
+import os
+from typing import Any, Mapping, Sequence
+
+from visionary_jax import statistics
+
+EVAL_SEED_BASE = 1 << 30  # evaluation seeds live apart from data-collection seeds (config seeds < 2**30)
+
+
+def trial_seed(seed: int, trial: int) -> int:
+  """env.reset seed of evaluation trial `trial`."""
+  if not 0 <= seed < EVAL_SEED_BASE or not 0 <= trial < 2**32:
+    raise ValueError(f"evaluation seed {seed} or trial {trial} out of range")
+  return ((EVAL_SEED_BASE + int(seed)) << 32) + int(trial)
+
+
+def run_trials(export_dir: str, task: str, env_config: Mapping[str, Any], seed: int,
+               trials: Sequence[int]) -> list[bool]:
+  """Runs the given trials in this process; returns success per trial."""
+  from visionary_jax import envs  # pylint: disable=g-import-not-at-top
+  from visionary_jax import export  # pylint: disable=g-import-not-at-top
+  policy = export.load_policy(export_dir, seed=seed)
+  env = envs.make(task, env_config)
+  successes = []
+  try:
+    for t in trials:
+      observation, _ = env.reset(seed=trial_seed(seed, t))
+      success, done = False, False
+      while not done:
+        observation, _, terminated, truncated, info = env.step(policy(observation))
+        success = success or bool(info["success"])
+        done = terminated or truncated
+      successes.append(success)
+  finally:
+    env.close()
+  return successes
+
+
+def _worker(args):
+  export_dir, task, env_config, seed, trials = args
+  os.environ.setdefault("JAX_PLATFORMS", "cpu")
+  return run_trials(export_dir, task, env_config, seed, trials)
+
+
+def evaluate(export_dir: str, task: str, env_config: Mapping[str, Any], trials: int, workers: int = 2,
+             seed: int = 0, split: str | None = "test") -> dict[str, Any]:
+  """Success rate over `trials` trials with a 95 % Wilson interval.
+
+  Args:
+    export_dir: an export directory (visionary_jax.export).
+    task: "grasping" or "stacking".
+    env_config: the config's `env` section.
+    trials: number of trials (the paper: 200).
+    workers: worker processes; 0 runs the trials in this process.
+    seed: evaluation seed (trial t resets with trial_seed(seed, t)).
+    split: grasping object split to evaluate on (None keeps env_config's).
+  Returns:
+    {"trials", "successes", "success_rate", "wilson_low", "wilson_high", "per_trial"}.
+  """
+  if not isinstance(trials, int) or trials < 1:
+    raise ValueError(f"evaluation trials must be a positive integer, got {trials!r}")
+  if not isinstance(workers, int) or workers < 0:
+    raise ValueError(f"evaluation workers must be an integer >= 0, got {workers!r}")
+  env_config = dict(env_config)
+  if split is not None and task == "grasping":
+    env_config["split"] = split
+  if workers == 0:
+    per_trial = run_trials(export_dir, task, env_config, seed, range(trials))
+  else:
+    n = min(workers, trials)
+    chunks = [list(range(trials))[k::n] for k in range(n)]
+    with mp.get_context("spawn").Pool(n) as pool:
+      results = pool.map(_worker, [(export_dir, task, env_config, seed, chunk) for chunk in chunks])
+    by_trial = {}
+    for chunk, result in zip(chunks, results):
+      by_trial.update(zip(chunk, result))
+    per_trial = [by_trial[t] for t in range(trials)]
+  successes = int(sum(per_trial))
+  low, high = statistics.wilson_interval(successes, trials)
+  return {"trials": trials, "successes": successes, "success_rate": successes / trials, "wilson_low": low,
+          "wilson_high": high, "per_trial": [bool(s) for s in per_trial]}
+
+
+def write_curve(workdir: str, curve: Sequence[Mapping[str, Any]]) -> None:
+  """eval_curve.json and eval_curve.png (success rate and Wilson interval against training step)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from visionary_jax.qtopt import trainer  # pylint: disable=g-import-not-at-top
+  trainer.write_json_atomic(os.path.join(workdir, "eval_curve.json"), list(curve))
+  steps = [c["step"] for c in curve]
+  rate = [c["success_rate"] for c in curve]
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  ax.fill_between(steps, [c["wilson_low"] for c in curve], [c["wilson_high"] for c in curve], alpha=0.3,
+                  label="95 % Wilson interval")
+  ax.plot(steps, rate, marker="o", label="success rate")
+  ax.set_xlabel("training step")
+  ax.set_ylabel("success rate")
+  ax.set_ylim(0, 1)
+  ax.legend(loc="lower right")
+  fig.tight_layout()
+  tmp = os.path.join(workdir, ".eval_curve.tmp.png")
+  fig.savefig(tmp, dpi=120)
+  plt.close(fig)
+  os.replace(tmp, os.path.join(workdir, "eval_curve.png"))
+
+
+def read_curve(workdir: str) -> list[dict[str, Any]]:
+  path = os.path.join(workdir, "eval_curve.json")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return json.load(f)
