@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import train_run
+import update_fixtures
 from visionary_jax import checkpoints
 from visionary_jax import genotype as G
 from visionary_jax import metrics
@@ -27,9 +28,7 @@ STEPS = 8
 def runs(tmp_path_factory):
   """Shared dataset, compilation cache and an uninterrupted reference run."""
   base = tmp_path_factory.mktemp("runs")
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join([ROOT, HERE]),
-             JAX_COMPILATION_CACHE_DIR=str(base / "jax_cache"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
-  env.pop("XLA_FLAGS", None)
+  env = update_fixtures.subprocess_env(tmp_path_factory)
   data = base / "data"
 
   def command(workdir, out, *extra):

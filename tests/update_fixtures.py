@@ -1,5 +1,8 @@
 """Synthetic replay batches and a perturbed train state for update tests (also run as subprocess helpers)."""
 
+import os
+import sys
+
 import jax
 import numpy as np
 
@@ -49,3 +52,16 @@ def one_update(network: qnetwork.QNetwork, cfg, num_devices: int, global_batch: 
   state = update.replicate(initial_state(network, cfg), devices)
   state, metrics = step(state, batch(network.spec.image_size, global_batch, num_devices, seed))
   return update.unreplicate(state), update.unreplicate(metrics)
+
+
+def subprocess_env(tmp_path_factory) -> dict[str, str]:
+  """Environment for test subprocesses: CPU, this checkout, one persistent compilation cache per session."""
+  here = os.path.dirname(os.path.abspath(__file__))
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join([os.path.dirname(here), here]),
+             JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.getbasetemp() / "jax_cache"),
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+  env.pop("XLA_FLAGS", None)
+  return env
+
+
+PYTHON = sys.executable

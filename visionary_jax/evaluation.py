@@ -1,7 +1,8 @@
 """Success rate of an exported policy in the PyBullet tasks, over several worker processes.
 
-Trial t resets its env with `trial_seed(seed, t)`, so a trial's scene does not
-depend on how trials are spread over workers. Grasping trials use the test
+Trial t resets its env and the policy's CEM random stream from
+`trial_seed(seed, t)`, so a trial's outcome does not depend on how trials are
+spread over workers. Grasping trials use the test
 objects unless told otherwise. Workers are spawned (not forked) processes that
 each load the export directory: nothing but a path and seeds crosses the
 process boundary.
@@ -34,6 +35,7 @@ def run_trials(export_dir: str, task: str, env_config: Mapping[str, Any], seed: 
   successes = []
   try:
     for t in trials:
+      policy.reseed(trial_seed(seed, t) % 2**31)
       observation, _ = env.reset(seed=trial_seed(seed, t))
       success, done = False, False
       while not done:

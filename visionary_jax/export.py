@@ -138,9 +138,13 @@ class Policy:
     self.variables = variables
     self.cem_config = cem_config
     self.genotype = genotype
+    self.reseed(seed)
+    self._act = jax.jit(self._batched)
+
+  def reseed(self, seed: int) -> None:
+    """Restarts the CEM random stream: call k after reseed(s) uses fold_in(PRNGKey(s), k)."""
     self._key = jax.random.PRNGKey(seed)
     self._calls = 0
-    self._act = jax.jit(self._batched)
 
   def _batched(self, variables, image, state, key):
     keys = jax.random.split(key, image.shape[0])
