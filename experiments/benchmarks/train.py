@@ -23,7 +23,7 @@ from visionary_jax.qtopt import optimizer as optimizer_lib
 from visionary_jax.qtopt import train_state
 from visionary_jax.qtopt import update
 
-ROUNDS = 5
+ROUNDS = 10
 
 
 def _batch(image_size: int, b: int) -> dict[str, np.ndarray]:
@@ -63,7 +63,7 @@ def run() -> dict:
   fns = {}
   for name, arch in archs.items():
     fns[f"{name}_grad"], fns[f"{name}_target"] = _functions(config, arch, batch)
-  seconds = _timing.time_interleaved(fns, ROUNDS, warmup=1)
+  seconds = _timing.time_interleaved(fns, ROUNDS)
   tc = config.train.target_cem
   result = {
       "preset_timed": "cpu",
