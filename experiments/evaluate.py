@@ -13,7 +13,7 @@ from absl import flags
 from absl import logging
 
 from visionary_jax import evaluation
-from visionary_jax.qtopt import trainer
+from visionary_jax import metrics
 
 _EXPORT = flags.DEFINE_string("export", None, "Export directory (visionary_jax.export).")
 _TRIALS = flags.DEFINE_integer("trials", 200, "Number of trials.")
@@ -42,7 +42,7 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   if _OUTPUT.value:
-    trainer.write_json_atomic(_OUTPUT.value, result)
+    metrics.write_json_atomic(_OUTPUT.value, result)
   print(json.dumps({k: v for k, v in result.items() if k != "per_trial"}, sort_keys=True), flush=True)
 
 

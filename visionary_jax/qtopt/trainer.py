@@ -8,16 +8,19 @@ point and restarted ends with exactly the parameters of an uninterrupted run.
 import json
 import math
 import os
-import tempfile
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Protocol
 
 import jax
 import ml_collections
 import numpy as np
 
 from visionary_jax import checkpoints as checkpoints_lib
+from visionary_jax import evaluation
+from visionary_jax import export as export_lib
 from visionary_jax import genotype as genotype_lib
 from visionary_jax import metrics as metrics_lib
+from visionary_jax.episodes import dataset as dataset_lib
+from visionary_jax.episodes import sampler as sampler_lib
 from visionary_jax.nets import qnetwork
 from visionary_jax.qtopt import optimizer as optimizer_lib
 from visionary_jax.qtopt import train_state as train_state_lib
@@ -51,23 +54,6 @@ def describe_architecture(arch: Architecture) -> dict[str, Any]:
     return {"kind": "search", "fusion": arch.fusion, "attention": arch.attention,
             "fixed": arch.fixed.to_json_dict()}
   return {"kind": "genotype", "genotype": arch.to_json_dict()}
-
-
-def write_json_atomic(path: str, data: Any) -> None:
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(data, f, indent=2, sort_keys=True)
-      f.write("\n")
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
 
 
 def _arch_metrics(arch_params, arch: Architecture) -> dict[str, float]:
@@ -125,8 +111,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, b
     batches.restore(host["sampler"])
     log(f"resumed from step {latest} in {ckpts.directory}")
   else:
-    write_json_atomic(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
-    write_json_atomic(os.path.join(workdir, "architecture.json"), description)
+    metrics_lib.write_json_atomic(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+    metrics_lib.write_json_atomic(os.path.join(workdir, "architecture.json"), description)
   start = int(host_state.step)
   writer = metrics_lib.Writer(workdir, resume_step=start)
   progress = metrics_lib.Progress(start, tc.steps)
@@ -169,11 +155,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, arch_flag: str,
 
   Returns the export directory, `workdir/export`.
   """
-  from visionary_jax import evaluation  # pylint: disable=g-import-not-at-top
-  from visionary_jax import export as export_lib  # pylint: disable=g-import-not-at-top
-  from visionary_jax.episodes import dataset as dataset_lib  # pylint: disable=g-import-not-at-top
-  from visionary_jax.episodes import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
-
   arch = architecture_from_flag(arch_flag)
   if not config.train.dataset_dir:
     raise ValueError("train config field 'dataset_dir' is empty: pass --config.train.dataset_dir=DIR "
