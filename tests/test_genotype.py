@@ -80,6 +80,8 @@ def test_json_round_trip(tmp_path):
   path = str(tmp_path / "found" / "genotype.json")
   G.save_json(EXAMPLE, path, extra={1: {"op_weights": {"conv_filter": 0.6}}})
   assert G.load_json(path) == EXAMPLE
+  assert G.load_json_weights(path)[1] == {"op_weights": {"conv_filter": 0.6}}
+  assert G.load_json_weights(path)[0] == {}
   assert [p.name for p in (tmp_path / "found").iterdir()] == ["genotype.json"]  # no temp file left
 
 

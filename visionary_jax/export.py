@@ -60,7 +60,9 @@ def export(directory: str, config: ml_collections.ConfigDict,
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(directory)}.tmp-")
   try:
-    genotype_lib.save_json(genotype, os.path.join(tmp, "genotype.json"))
+    weights = (genotype_lib.architecture_weights(arch_params, arch) if isinstance(arch, genotype_lib.SearchSpace)
+               else None)
+    genotype_lib.save_json(genotype, os.path.join(tmp, "genotype.json"), extra=weights)
     with open(os.path.join(tmp, "variables.npz"), "wb") as f:
       np.savez(f, **_flat(variables["params"]))
       f.flush()

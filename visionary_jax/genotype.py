@@ -243,6 +243,20 @@ def load_json(path: str) -> Genotype:
     raise ValueError(f"genotype file {path}: {e}") from None
 
 
+def load_json_weights(path: str) -> dict[int, dict[str, dict[str, float]]]:
+  """The search weights saved beside a genotype ({location: {"op_weights": ..., "attention_weights": ...}}).
+
+  Empty for a genotype that was not derived from a search.
+  """
+  genotype = load_json(path)  # validates the file first
+  del genotype
+  with open(path) as f:
+    data = json.load(f)
+  return {entry["location"]: {k: {str(n): float(w) for n, w in entry[k].items()}
+                              for k in ("op_weights", "attention_weights") if isinstance(entry.get(k), dict)}
+          for entry in data["locations"]}
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
   return 0.5 * (1.0 + np.tanh(0.5 * x))
 
