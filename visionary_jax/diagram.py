@@ -65,8 +65,8 @@ def draw(genotype: genotype_lib.Genotype, path: str, title: str = "",
     box(x, y, label, _OP_COLOURS[op], width=0.8, height=0.9)
     centres[f"loc{i}"] = (x, y)
     if weights and "attention_weights" in weights.get(i, {}) and genotype.attention[i]:
-      kept = ", ".join(f"{n} {weights[i]['attention_weights'][n]:.2f}" for n in genotype.attention[i])
-      ax.text(x, y - 0.62, kept, ha="center", va="top", fontsize=6.5, color="#cb181d")
+      kept = "\n".join(f"{n} {weights[i]['attention_weights'][n]:.2f}" for n in genotype.attention[i])
+      ax.text(x + 0.45, y - 0.5, kept, ha="left", va="top", fontsize=6, color="#cb181d", linespacing=1.1)
   arrow((x + 0.42, y), (x + 0.85, y))
   box(x + 1.4, y, "dense x2\nlogit\nQ = sigmoid", "#ffffff", width=1.0, height=1.0)
 

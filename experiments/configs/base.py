@@ -145,3 +145,19 @@ def replay(preset: str) -> ml_collections.ConfigDict:
   c.max_in_memory_gb = {"paper": 16.0, "cpu": 8.0, "smoke": 1.0}[preset]  # else memory-map shards
   c.skip_bad_shards = False  # True: drop invalid shards and report them instead of failing
   return c
+
+
+def task_config(task: str, preset: str) -> ml_collections.ConfigDict:
+  """The whole config of a task (`grasping` or `stacking`) at a preset."""
+  preset = check_preset(preset)
+  config = ml_collections.ConfigDict()
+  config.task = task
+  config.preset = preset
+  config.seed = 0  # every random stream of a run derives from this
+  config.network = network(preset)
+  config.env = env(preset, task)
+  config.collect = collect(preset, task)
+  config.replay = replay(preset)
+  config.train = train(preset)
+  config.cem = cem(preset)  # the policy's CEM (evaluation and export)
+  return config
