@@ -12,8 +12,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from visionary_jax import atomic
 from visionary_jax import evaluation
-from visionary_jax import metrics
 
 _EXPORT = flags.DEFINE_string("export", None, "Export directory (visionary_jax.export).")
 _TRIALS = flags.DEFINE_integer("trials", 200, "Number of trials.")
@@ -42,7 +42,7 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   if _OUTPUT.value:
-    metrics.write_json_atomic(_OUTPUT.value, result)
+    atomic.write_json(_OUTPUT.value, result)
   print(json.dumps({k: v for k, v in result.items() if k != "per_trial"}, sort_keys=True), flush=True)
 
 

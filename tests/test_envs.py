@@ -3,7 +3,6 @@
 import fnmatch
 import os
 
-import gymnasium as gym
 from gymnasium.utils import env_checker
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from experiments.configs import stacking as stacking_config
 from visionary_jax import action_space
 from visionary_jax import envs
 from visionary_jax.envs import objects
-from visionary_jax.envs import scene as scene_lib
 from visionary_jax.envs import stacking as stacking_lib
 
 CONFIGS = {"grasping": grasping_config, "stacking": stacking_config}

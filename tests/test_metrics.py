@@ -1,7 +1,5 @@
 """Metrics: CRC-32C, TensorBoard event records decoded by protobuf's wire format, JSONL resume."""
 
-import json
-import os
 import struct
 
 import pytest

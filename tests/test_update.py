@@ -8,14 +8,12 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import update_fixtures
 from visionary_jax import genotype as G
 from visionary_jax.nets import qnetwork
 from visionary_jax.qtopt import optimizer as optimizer_lib
-from visionary_jax.qtopt import train_state
 from visionary_jax.qtopt import update
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -13,7 +13,7 @@ import multiprocessing as mp
 import os
 from typing import Any, Mapping, Sequence
 
-from visionary_jax import metrics
+from visionary_jax import atomic
 from visionary_jax import statistics
 
 EVAL_SEED_BASE = 1 << 30  # evaluation seeds live apart from data-collection seeds (config seeds < 2**30)
@@ -99,7 +99,7 @@ def write_curve(workdir: str, curve: Sequence[Mapping[str, Any]]) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  metrics.write_json_atomic(os.path.join(workdir, "eval_curve.json"), list(curve))
+  atomic.write_json(os.path.join(workdir, "eval_curve.json"), list(curve))
   steps = [c["step"] for c in curve]
   rate = [c["success_rate"] for c in curve]
   fig, ax = plt.subplots(figsize=(5, 3.5))

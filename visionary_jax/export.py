@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from visionary_jax import atomic
 from visionary_jax import genotype as genotype_lib
 from visionary_jax.nets import qnetwork
 from visionary_jax.nets import transfer
@@ -63,20 +64,12 @@ def export(directory: str, config: ml_collections.ConfigDict,
     weights = (genotype_lib.architecture_weights(arch_params, arch) if isinstance(arch, genotype_lib.SearchSpace)
                else None)
     genotype_lib.save_json(genotype, os.path.join(tmp, "genotype.json"), extra=weights)
-    with open(os.path.join(tmp, "variables.npz"), "wb") as f:
-      np.savez(f, **_flat(variables["params"]))
-      f.flush()
-      os.fsync(f.fileno())
-    for name, data in (("config.json", json.loads(config.to_json())),
-                       ("export.json", {"format": FORMAT, "version": VERSION, "step": int(step),
-                                        "trained": "search (derived)" if isinstance(arch, genotype_lib.SearchSpace)
-                                        else "genotype",
-                                        "num_parameters": int(sum(v.size for v in _flat(variables["params"]).values()))})):
-      with open(os.path.join(tmp, name), "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
+    atomic.write(os.path.join(tmp, "variables.npz"), lambda f: np.savez(f, **_flat(variables["params"])))
+    atomic.write_json(os.path.join(tmp, "config.json"), json.loads(config.to_json()))
+    atomic.write_json(os.path.join(tmp, "export.json"), {
+        "format": FORMAT, "version": VERSION, "step": int(step),
+        "trained": "search (derived)" if isinstance(arch, genotype_lib.SearchSpace) else "genotype",
+        "num_parameters": int(sum(v.size for v in _flat(variables["params"]).values()))})
     old = None
     if os.path.exists(directory):
       old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(directory)}.old-")

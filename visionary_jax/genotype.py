@@ -15,11 +15,11 @@ Names used throughout (they are also the genotype JSON vocabulary):
 
 import dataclasses
 import json
-import os
-import tempfile
 from typing import Any, Mapping
 
 import numpy as np
+
+from visionary_jax import atomic
 
 OPS = ("noop", "add", "concat", "hadamard", "conv_filter")
 NUM_LOCATIONS = 5
@@ -214,20 +214,7 @@ def save_json(genotype: Genotype, path: str, extra: Mapping[str, Any] | None = N
   if extra:
     for entry in data["locations"]:
       entry.update(extra.get(entry["location"], {}))
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".genotype-", suffix=".json.tmp")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(data, f, indent=2)
-      f.write("\n")
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  atomic.write_json(path, data, sort_keys=False)
 
 
 def load_json(path: str) -> Genotype:

@@ -162,24 +162,6 @@ class JsonlWriter:
     self._file.close()
 
 
-def write_json_atomic(path: str, data: Any) -> None:
-  """Writes JSON to a temp file beside `path`, fsyncs it and renames it over `path`."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(data, f, indent=2, sort_keys=True)
-      f.write("\n")
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
-
-
 def _json_value(v):
   if isinstance(v, (str, bool, int)) or v is None:
     return v

@@ -29,13 +29,13 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import zipfile
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from visionary_jax import action_space
+from visionary_jax import atomic
 
 FORMAT = "visionary_jax.episodes/1"
 SHARD_RE = re.compile(r"^episodes-(\d{9})-(\d{9})\.npz$")
@@ -93,32 +93,6 @@ def _sha256(path: str) -> str:
   return h.hexdigest()
 
 
-def atomic_write(path: str, write_fn, mode: str = "wb"):
-  """Calls write_fn(file) on a temp file next to `path`, fsyncs it and renames it to `path`."""
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.path.basename(path)}-", dir=directory)
-  try:
-    with os.fdopen(fd, mode) as f:
-      write_fn(f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; datasets are shared
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  dir_fd = os.open(directory, os.O_RDONLY)
-  try:
-    os.fsync(dir_fd)
-  finally:
-    os.close(dir_fd)
-
-
-def atomic_write_json(path: str, obj: Any):
-  atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1, sort_keys=True)), mode="w")
-
-
 def write_shard(directory: str, episodes: Sequence[Episode], task: str, config_seed: int = 0) -> str:
   """Writes the episodes (contiguous global indices) as one shard; returns the .npz path."""
   if not episodes:
@@ -148,7 +122,7 @@ def write_shard(directory: str, episodes: Sequence[Episode], task: str, config_s
   }
   arrays = {k: np.ascontiguousarray(v, ARRAYS[k]) for k, v in arrays.items()}
   path = os.path.join(directory, shard_name(indices[0], indices[-1] + 1))
-  atomic_write(path, lambda f: np.savez(f, **arrays))
+  atomic.write(path, lambda f: np.savez(f, **arrays))
   sidecar = {
       "format": FORMAT,
       "file": os.path.basename(path),
@@ -163,7 +137,7 @@ def write_shard(directory: str, episodes: Sequence[Episode], task: str, config_s
       "task": task,
       "config_seed": int(config_seed),
   }
-  atomic_write_json(sidecar_path(path), sidecar)
+  atomic.write_json(sidecar_path(path), sidecar)
   return path
 
 
@@ -318,7 +292,7 @@ def write_manifest(directory: str, extra: dict[str, Any] | None = None) -> dict[
       "successes": sum(s["successes"] for s in shards),
       **(extra or {}),
   }
-  atomic_write_json(os.path.join(directory, MANIFEST), manifest)
+  atomic.write_json(os.path.join(directory, MANIFEST), manifest)
   return manifest
 
 

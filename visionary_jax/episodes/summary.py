@@ -9,8 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from visionary_jax import atomic  # pylint: disable=g-import-not-at-top,wrong-import-position
 from visionary_jax.episodes import dataset as dataset_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from visionary_jax.episodes import shards as shards_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_PNG = "summary.png"
@@ -81,7 +81,7 @@ def write_summary(workdir: str, image_size: int | None = None,
   data = dataset_lib.Dataset(os.path.join(workdir, "episodes"), image_size,
                              skip_bad_shards=skip_bad_shards, mmap=True)
   result = summarize(data)
-  shards_lib.atomic_write_json(os.path.join(workdir, SUMMARY_JSON), result)
+  atomic.write_json(os.path.join(workdir, SUMMARY_JSON), result)
   plot(data, os.path.join(workdir, SUMMARY_PNG))
   return result
 

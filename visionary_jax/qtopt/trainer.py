@@ -14,6 +14,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from visionary_jax import atomic
 from visionary_jax import checkpoints as checkpoints_lib
 from visionary_jax import evaluation
 from visionary_jax import export as export_lib
@@ -111,8 +112,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, b
     batches.restore(host["sampler"])
     log(f"resumed from step {latest} in {ckpts.directory}")
   else:
-    metrics_lib.write_json_atomic(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
-    metrics_lib.write_json_atomic(os.path.join(workdir, "architecture.json"), description)
+    atomic.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+    atomic.write_json(os.path.join(workdir, "architecture.json"), description)
   start = int(host_state.step)
   writer = metrics_lib.Writer(workdir, resume_step=start)
   progress = metrics_lib.Progress(start, tc.steps)
