@@ -17,7 +17,7 @@ def test_add_hand_computed():
   x = jnp.array([[[[1.0, 2.0]]]])  # [1, 1, 1, 2]
   a = jnp.array([[3.0]])  # [1, 1]
   params = {"project": {"kernel": jnp.array([[10.0, 20.0]]), "bias": jnp.array([0.5, -0.5])}}
-  out = fusion.AddMerge(STD).apply({"params": params}, x, a)
+  out = fusion.AddMerge().apply({"params": params}, x, a)
   chex.assert_trees_all_close(out, jnp.array([[[[31.5, 61.5]]]]))
 
 
@@ -28,7 +28,7 @@ def test_concat_hand_computed_equals_explicit_concatenation():
   action = jnp.array([[10.0, 20.0]])
   bias = jnp.array([0.0, 1.0])
   params = {"conv": {"kernel": conv, "bias": bias}, "action": {"kernel": action}}
-  out = fusion.ConcatMerge(STD).apply({"params": params}, x, a)
+  out = fusion.ConcatMerge().apply({"params": params}, x, a)
   # By hand: pixel (0,0): [1, 2] @ [[1, 2], [0, 1]] = [1, 4]; + 3 * [10, 20] + [0, 1] = [31, 65].
   #          pixel (1,0): [-1, 0] @ ... = [-1, -2]; + [30, 60] + [0, 1] = [29, 59].
   chex.assert_trees_all_close(out, jnp.array([[[[31.0, 65.0]], [[29.0, 59.0]]]]))

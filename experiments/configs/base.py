@@ -38,7 +38,8 @@ def network(preset: str) -> ml_collections.ConfigDict:
   c.head_widths = {"paper": (64, 64), "cpu": (64, 64), "smoke": (16, 16)}[preset]  # dense layers
   c.action_width = {"paper": 256, "cpu": 64, "smoke": 16}[preset]  # action-path embedding
   c.norm_groups = {"paper": 8, "cpu": 8, "smoke": 2}[preset]  # GroupNorm groups per conv
-  c.init_std = 0.01  # truncated-normal std of every kernel (paper, QT-Opt)
+  # Kernels: truncated normal with std 1/sqrt(fan_in) (visionary_jax/nets/layers.py:fan_in_init), except
+  c.generator_init_std = 0.01  # std of the dense layers generating the Hadamard map and conv filters
   # Search space (paper IV-B, Fig. 4); the dilated branches' rates (2, 4) are fixed in genotype.py.
   c.conv_filter_kernel = 3  # spatial size of the action-generated depthwise filters
   return c

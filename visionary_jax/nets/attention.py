@@ -29,12 +29,10 @@ class PeerAttention(nn.Module):
   Attributes:
     sources: names of the sources attended to, in canonical order.
     gated: whether each source is weighted by a learnable sigmoid gate (search).
-    init_std: truncated-normal std of the projections.
   """
 
   sources: tuple[str, ...]
   gated: bool
-  init_std: float
 
   @nn.compact
   def __call__(self, x: jax.Array, pooled: Mapping[str, jax.Array]) -> jax.Array:
@@ -44,7 +42,7 @@ class PeerAttention(nn.Module):
           self.variable("arch", "edge_logits", jnp.zeros, (len(self.sources),), jnp.float32).value)
     z = 0.0
     for k, name in enumerate(self.sources):
-      projected = nn.Dense(x.shape[-1], kernel_init=layers.kernel_init(self.init_std),
+      projected = nn.Dense(x.shape[-1], kernel_init=layers.fan_in_init(),
                            name=f"proj_{name}")(pooled[name])
       z = z + (gates[k] * projected if self.gated else projected)
     return x * (2.0 * jax.nn.sigmoid(z))[:, None, None, :]

@@ -30,11 +30,9 @@ def broadcast_to_map(v: jax.Array) -> jax.Array:
 class AddMerge(nn.Module):
   """x + T(W a): the QT-Opt merge (Grasping44 projects the action to C and adds it)."""
 
-  init_std: float
-
   @nn.compact
   def __call__(self, x: jax.Array, a: jax.Array) -> jax.Array:
-    t = nn.Dense(x.shape[-1], kernel_init=layers.kernel_init(self.init_std), name="project")(a)
+    t = nn.Dense(x.shape[-1], kernel_init=layers.fan_in_init(), name="project")(a)
     return x + broadcast_to_map(t)
 
 
@@ -47,20 +45,19 @@ class ConcatMerge(nn.Module):
   together are the [C + A, C] kernel of the concatenation's 1x1 conv.
   """
 
-  init_std: float
-
   @nn.compact
   def __call__(self, x: jax.Array, a: jax.Array) -> jax.Array:
     c = x.shape[-1]
-    y = nn.Conv(c, (1, 1), kernel_init=layers.kernel_init(self.init_std), name="conv")(x)
-    t = nn.Dense(c, use_bias=False, kernel_init=layers.kernel_init(self.init_std), name="action")(a)
+    y = nn.Conv(c, (1, 1), kernel_init=layers.fan_in_init(), name="conv")(x)
+    t = nn.Dense(c, use_bias=False, kernel_init=layers.fan_in_init(), name="action")(a)
     return y + broadcast_to_map(t)
 
 
 class HadamardMerge(nn.Module):
   """x * T(g(a)) with g a dense layer to x's spatial shape [H, W].
 
-  g's bias starts at 1 so that the op starts as the identity on x.
+  g's bias starts at 1 and its kernel is small (`init_std`), so that the op
+  starts near the identity on x.
   """
 
   init_std: float
@@ -111,7 +108,8 @@ class ConvFilterMerge(nn.Module):
   """x (*) c(a): the action generates a per-sample k x k depthwise filter bank.
 
   c is a dense layer A -> k*k*C reshaped to [B, k, k, C]; its bias starts at the
-  identity (delta) filters. Batched over samples without a loop over the batch.
+  identity (delta) filters and its kernel is small (`init_std`). Batched over
+  samples without a loop over the batch.
   """
 
   kernel: int
@@ -125,18 +123,18 @@ class ConvFilterMerge(nn.Module):
     return depthwise_conv_per_sample(x, flat.reshape(-1, self.kernel, self.kernel, c))
 
 
-def make_op(name: str, init_std: float, conv_filter_kernel: int) -> nn.Module | None:
+def make_op(name: str, generator_init_std: float, conv_filter_kernel: int) -> nn.Module | None:
   """The merge op called `name` (as a submodule named `name`); None for noop."""
   if name == "noop":
     return None
   if name == "add":
-    return AddMerge(init_std, name=name)
+    return AddMerge(name=name)
   if name == "concat":
-    return ConcatMerge(init_std, name=name)
+    return ConcatMerge(name=name)
   if name == "hadamard":
-    return HadamardMerge(init_std, name=name)
+    return HadamardMerge(generator_init_std, name=name)
   if name == "conv_filter":
-    return ConvFilterMerge(conv_filter_kernel, init_std, name=name)
+    return ConvFilterMerge(conv_filter_kernel, generator_init_std, name=name)
   raise ValueError(f"unknown merge op {name!r}")
 
 
@@ -149,12 +147,13 @@ class FusionModule(nn.Module):
 
   Attributes:
     ops: names from genotype.OPS.
-    init_std: truncated-normal std of the ops' kernels.
+    generator_init_std: truncated-normal std of the kernels that generate the
+      Hadamard map and the conv filters from the action.
     conv_filter_kernel: k of the conv_filter op.
   """
 
   ops: tuple[str, ...]
-  init_std: float
+  generator_init_std: float
   conv_filter_kernel: int
 
   @nn.compact
@@ -162,7 +161,7 @@ class FusionModule(nn.Module):
     """x [B, H, W, C], a [B, A] -> [B, H, W, C]."""
     outputs = []
     for name in self.ops:
-      op = make_op(name, self.init_std, self.conv_filter_kernel)
+      op = make_op(name, self.generator_init_std, self.conv_filter_kernel)
       outputs.append(x if op is None else op(x, a))
     if len(outputs) == 1:
       return outputs[0]

@@ -67,7 +67,7 @@ class NetworkSpec:
   head_widths: tuple[int, ...]
   action_width: int
   norm_groups: int
-  init_std: float
+  generator_init_std: float
   conv_filter_kernel: int
 
   def __post_init__(self):
@@ -85,8 +85,8 @@ class NetworkSpec:
                        f"'channels' ({self.channels})")
     if self.conv_filter_kernel % 2 != 1:
       raise ValueError(f"network config field 'conv_filter_kernel' must be odd, got {self.conv_filter_kernel}")
-    if not self.init_std > 0:
-      raise ValueError(f"network config field 'init_std' must be > 0, got {self.init_std}")
+    if not self.generator_init_std > 0:
+      raise ValueError(f"network config field 'generator_init_std' must be > 0, got {self.generator_init_std}")
     sizes = self.spatial_sizes()
     if min(sizes) < 1:
       raise ValueError(f"network config: image_size {self.image_size} is too small for this trunk; "
@@ -120,11 +120,10 @@ class ActionEncoder(nn.Module):
   """
 
   width: int
-  init_std: float
 
   @nn.compact
   def __call__(self, state_action: jax.Array) -> jax.Array:
-    x = nn.Dense(self.width, kernel_init=layers.kernel_init(self.init_std), name="dense")(state_action)
+    x = nn.Dense(self.width, kernel_init=layers.fan_in_init(), name="dense")(state_action)
     return nn.relu(nn.LayerNorm(epsilon=1e-3, name="norm")(x))
 
 
@@ -157,19 +156,19 @@ class QNetwork(nn.Module):
 
   def setup(self):
     s, a = self.spec, self.arch
-    conv = lambda k, **kw: layers.ConvNormReLU(s.channels, k, groups=s.norm_groups, init_std=s.init_std, **kw)
-    self.conv1 = layers.Stem(s.channels, s.conv1_kernel, s.conv1_stride, s.pool1, s.norm_groups, s.init_std)
+    conv = lambda k, **kw: layers.ConvNormReLU(s.channels, k, groups=s.norm_groups, **kw)
+    self.conv1 = layers.Stem(s.channels, s.conv1_kernel, s.conv1_stride, s.pool1, s.norm_groups)
     self.block2 = [conv(s.block2_kernel) for _ in range(s.block2_depth)]
     self.block3 = [conv(s.block3_kernel) for _ in range(s.block3_depth)]
     self.block4 = [conv(s.block4_kernel, padding=s.block4_padding) for _ in range(s.block4_depth)]
     self.dilated = {str(r): conv(3, dilation=r) for r in a.dilation_rates}
-    self.action_encoder = ActionEncoder(s.action_width, s.init_std)
-    self.fusion = [fusion_lib.FusionModule(a.fusion_ops(i), s.init_std, s.conv_filter_kernel)
+    self.action_encoder = ActionEncoder(s.action_width)
+    self.fusion = [fusion_lib.FusionModule(a.fusion_ops(i), s.generator_init_std, s.conv_filter_kernel)
                    for i in range(genotype_lib.NUM_LOCATIONS)]
-    self.attention = {str(i): attention_lib.PeerAttention(a.attention_sources(i), a.attention_gated, s.init_std)
+    self.attention = {str(i): attention_lib.PeerAttention(a.attention_sources(i), a.attention_gated)
                       for i in range(genotype_lib.NUM_LOCATIONS) if a.attention_sources(i)}
-    self.head = [nn.Dense(w, kernel_init=layers.kernel_init(s.init_std)) for w in s.head_widths]
-    self.logit = nn.Dense(1, kernel_init=layers.kernel_init(s.init_std))
+    self.head = [nn.Dense(w, kernel_init=layers.fan_in_init()) for w in s.head_widths]
+    self.logit = nn.Dense(1, kernel_init=layers.fan_in_init())
 
   @property
   def split_location(self) -> int:
