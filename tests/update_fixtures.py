@@ -4,7 +4,6 @@ import os
 import sys
 
 import jax
-import numpy as np
 
 from conftest import perturbed
 from experiments.configs import grasping
@@ -18,22 +17,7 @@ def config(preset: str = "smoke"):
   return grasping.get_config(preset)
 
 
-def batch(image_size: int, global_batch: int, num_devices: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
-  """A replay batch with every key of update.BATCH_KEYS, shaped [num_devices, B / num_devices, ...]."""
-  rng = np.random.default_rng(seed)
-  b = global_batch
-  flat = {
-      "image": rng.integers(0, 256, (b, image_size, image_size, 3), dtype=np.uint8),
-      "next_image": rng.integers(0, 256, (b, image_size, image_size, 3), dtype=np.uint8),
-      "gripper_closed": (rng.uniform(size=b) < 0.5).astype(np.float32),
-      "height": rng.uniform(0.0, 0.3, b).astype(np.float32),
-      "action": rng.uniform(-1, 1, (b, 7)).astype(np.float32),
-      "reward": np.where(rng.uniform(size=b) < 0.3, 1.0, -0.01).astype(np.float32),
-      "done": (rng.uniform(size=b) < 0.4).astype(np.float32),
-      "next_gripper_closed": (rng.uniform(size=b) < 0.5).astype(np.float32),
-      "next_height": rng.uniform(0.0, 0.3, b).astype(np.float32),
-  }
-  return {k: v.reshape((num_devices, b // num_devices) + v.shape[1:]) for k, v in flat.items()}
+batch = update.random_batch
 
 
 def initial_state(network: qnetwork.QNetwork, cfg, seed: int = 0) -> train_state.TrainState:

@@ -12,7 +12,6 @@ baseline, the search network and a derived network, in one run:
 """
 
 import jax
-import numpy as np
 
 from experiments.benchmarks import _timing
 from experiments.benchmarks import networks as networks_benchmark
@@ -24,21 +23,6 @@ from visionary_jax.qtopt import train_state
 from visionary_jax.qtopt import update
 
 ROUNDS = 10
-
-
-def _batch(image_size: int, b: int) -> dict[str, np.ndarray]:
-  rng = np.random.default_rng(0)
-  return {
-      "image": rng.integers(0, 256, (b, image_size, image_size, 3), dtype=np.uint8),
-      "next_image": rng.integers(0, 256, (b, image_size, image_size, 3), dtype=np.uint8),
-      "gripper_closed": (rng.uniform(size=b) < 0.5).astype(np.float32),
-      "height": rng.uniform(0, 0.3, b).astype(np.float32),
-      "action": rng.uniform(-1, 1, (b, 7)).astype(np.float32),
-      "reward": np.where(rng.uniform(size=b) < 0.3, 1.0, -0.01).astype(np.float32),
-      "done": (rng.uniform(size=b) < 0.3).astype(np.float32),
-      "next_gripper_closed": (rng.uniform(size=b) < 0.5).astype(np.float32),
-      "next_height": rng.uniform(0, 0.3, b).astype(np.float32),
-  }
 
 
 def _functions(config, arch, batch):
@@ -58,7 +42,7 @@ def _functions(config, arch, batch):
 def run() -> dict:
   config = grasping.get_config("cpu")
   b = config.replay.batch_size
-  batch = _batch(config.network.image_size, b)
+  batch = {k: v[0] for k, v in update.random_batch(config.network.image_size, b).items()}
   archs = {"base": G.BASELINE, "search": G.SearchSpace(), "derived": networks_benchmark.DERIVED}
   grads, targets = {}, {}
   for name, arch in archs.items():

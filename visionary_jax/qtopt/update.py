@@ -57,6 +57,28 @@ class UpdateConfig:
                target_cem=cem.CEMConfig.from_config(train.target_cem))
 
 
+def random_batch(image_size: int, global_batch: int, num_devices: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+  """Random transitions with every key of BATCH_KEYS, shaped [num_devices, B / num_devices, ...].
+
+  For benchmarks and tests: uint8 images, actions in [-1, 1], 30 % rewards of
+  1 (else -0.01), 40 % terminal transitions, heights in [0, 0.3] m.
+  """
+  rng = np.random.default_rng(seed)
+  b = global_batch
+  flat = {
+      "image": rng.integers(0, 256, (b, image_size, image_size, 3), dtype=np.uint8),
+      "next_image": rng.integers(0, 256, (b, image_size, image_size, 3), dtype=np.uint8),
+      "gripper_closed": (rng.uniform(size=b) < 0.5).astype(np.float32),
+      "height": rng.uniform(0.0, 0.3, b).astype(np.float32),
+      "action": rng.uniform(-1, 1, (b, 7)).astype(np.float32),
+      "reward": np.where(rng.uniform(size=b) < 0.3, 1.0, -0.01).astype(np.float32),
+      "done": (rng.uniform(size=b) < 0.4).astype(np.float32),
+      "next_gripper_closed": (rng.uniform(size=b) < 0.5).astype(np.float32),
+      "next_height": rng.uniform(0.0, 0.3, b).astype(np.float32),
+  }
+  return {k: v.reshape((num_devices, b // num_devices) + v.shape[1:]) for k, v in flat.items()}
+
+
 def check_batch(batch: Mapping[str, Any], leading: int | None = None) -> None:
   """Raises ValueError naming the first missing key or inconsistent leading shape."""
   missing = [k for k in BATCH_KEYS if k not in batch]
