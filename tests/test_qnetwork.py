@@ -161,3 +161,9 @@ def test_paper_preset_forward_at_batch_one(arch):
   q = qnetwork.q_value(jax.jit(net.apply)(variables, image, state_action))
   chex.assert_shape(q, (1,))
   chex.assert_tree_all_finite(q)
+
+
+def test_unknown_network_config_field_is_named():
+  config = ml_collections.ConfigDict(dict(base.network("smoke").to_dict(), chanels=8))
+  with pytest.raises(ValueError, match=r"network config has unknown fields \['chanels'\]"):
+    qnetwork.NetworkSpec.from_config(config)

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from visionary_jax import action_space
+from visionary_jax import config_fields
 from visionary_jax import genotype as genotype_lib
 from visionary_jax.nets import attention as attention_lib
 from visionary_jax.nets import fusion as fusion_lib
@@ -94,13 +95,8 @@ class NetworkSpec:
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "NetworkSpec":
-    names = [f.name for f in dataclasses.fields(cls)]
-    missing = [n for n in names if n not in config]
-    if missing:
-      raise ValueError(f"network config is missing fields {missing}")
-    values = {n: config[n] for n in names}
-    values["head_widths"] = tuple(values["head_widths"])
-    return cls(**values)
+    spec = config_fields.dataclass_from_config(cls, config, "network")
+    return dataclasses.replace(spec, head_widths=tuple(spec.head_widths))
 
   def spatial_sizes(self) -> tuple[int, ...]:
     """Spatial size of the feature map at L0..L4."""

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from visionary_jax import action_space
+from visionary_jax import config_fields
 from visionary_jax.nets import qnetwork
 
 CONTINUOUS_DIM = 4  # tx, ty, tz, yaw parameter u
@@ -57,14 +58,7 @@ class CEMConfig:
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "CEMConfig":
-    names = [f.name for f in dataclasses.fields(cls)]
-    missing = [n for n in names if n not in config]
-    if missing:
-      raise ValueError(f"cem config is missing fields {missing}")
-    unknown = sorted(set(config.keys()) - set(names))
-    if unknown:
-      raise ValueError(f"cem config has unknown fields {unknown}")
-    return cls(**{n: config[n] for n in names})
+    return config_fields.dataclass_from_config(cls, config, "cem")
 
 
 def to_action(continuous: jax.Array, close: jax.Array) -> jax.Array:
