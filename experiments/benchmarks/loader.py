@@ -8,15 +8,10 @@ Dataset: `BENCHMARK_LOADER_DATA=DIR` (a collector workdir) if set, else
 synthetic shards with the `cpu` preset's shapes (64x64 images, 9-step episodes,
 2000 episodes); sampling cost does not depend on pixel values.
 
-`loader_over_training` = sampler transitions/s / (batch_size / train step s).
-The train step time comes, in this order of preference, from
-  1. visionary_jax.nets, if importable: a jitted gradient step (sigmoid
-     cross-entropy, SGD) of the search network at the `cpu` preset batch. It
-     lacks QT-Opt's CEM target and target networks, so it under-estimates the
-     real step and the ratio it gives is a lower bound;
-  2. the environment variable VISIONARY_TRAIN_STEP_SECONDS.
-The output's `train_step_source` says which was used; without either,
-`loader_over_training` is null.
+`loader_over_training` = sampler transitions/s / (batch_size / learner step s),
+where the learner step is one QT-Opt update of the baseline (Bellman target
+with CEM on the target networks + gradient step, timed as in `--suite=train`):
+the fastest of our networks, so the ratio is the smallest any of them sees.
 """
 
 import os
@@ -25,8 +20,11 @@ import time
 
 import numpy as np
 
+from experiments.benchmarks import _timing
+from experiments.benchmarks import train as train_benchmark
 from experiments.configs import grasping as grasping_config
 from visionary_jax import action_space
+from visionary_jax import genotype
 from visionary_jax.episodes import collect as collect_lib
 from visionary_jax.episodes import dataset as dataset_lib
 from visionary_jax.episodes import sampler as sampler_lib
@@ -64,39 +62,11 @@ def _sampler_rate(data, batch_size, num_devices, seconds=8.0):
   return rate
 
 
-def _nets_train_step(config, batch) -> float:
-  """Seconds per jitted gradient step of visionary_jax.nets' search network (raises if absent)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from visionary_jax import genotype  # pylint: disable=g-import-not-at-top
-  from visionary_jax.nets import qnetwork  # pylint: disable=g-import-not-at-top
-
-  network = qnetwork.build(config.network, genotype.SearchSpace())
-  variables = qnetwork.init_variables(network, jax.random.PRNGKey(0), batch=2)
-  flat = lambda x: x.reshape((-1,) + x.shape[2:])
-  image = jnp.asarray(flat(batch["image"]))
-  state_action = jnp.asarray(action_space.state_action(
-      flat(batch["action"]), flat(batch["gripper_closed"]), flat(batch["height"])))
-  target = jnp.asarray(np.clip(flat(batch["reward"]), 0.0, 1.0))
-
-  def loss(v):
-    logits = network.apply(v, image, state_action)
-    return jnp.mean(jnp.maximum(logits, 0) - logits * target + jnp.log1p(jnp.exp(-jnp.abs(logits))))
-
-  @jax.jit
-  def step(v):
-    value, grads = jax.value_and_grad(loss)(v)
-    return jax.tree_util.tree_map(lambda p, g: p - 1e-3 * g, v, grads), value
-
-  variables, value = step(variables)
-  jax.block_until_ready(value)
-  times = []
-  for _ in range(5):
-    start = time.perf_counter()
-    variables, value = step(variables)
-    jax.block_until_ready(value)
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
+def _learner_step_seconds(config, batch) -> float:
+  """Seconds of one QT-Opt update of the baseline at the config's batch (target + gradient step)."""
+  grad, target = train_benchmark.step_functions(config, genotype.BASELINE, batch)
+  seconds = _timing.time_interleaved({"grad": grad, "target": target}, rounds=5)
+  return seconds["grad"] + seconds["target"]
 
 
 def run() -> dict:
@@ -122,23 +92,9 @@ def run() -> dict:
     result["sampler_memmap_transitions_per_s"] = _sampler_rate(mapped, batch_size, 1)
     batch = sampler_lib.ReplaySampler(data, batch_size, 1, prefetch=0).batch(0)
 
-  step_seconds, source = None, None
-  try:
-    step_seconds = _nets_train_step(config, batch)
-    source = "visionary_jax.nets search network: jitted gradient step, no CEM (step time is a lower bound)"
-  except ImportError as e:
-    source = f"visionary_jax.nets not importable ({e})"
-  except Exception as e:  # pylint: disable=broad-except
-    source = f"visionary_jax.nets step failed ({type(e).__name__}: {e})"
-  if step_seconds is None and os.environ.get("VISIONARY_TRAIN_STEP_SECONDS"):
-    step_seconds = float(os.environ["VISIONARY_TRAIN_STEP_SECONDS"])
-    source += "; used VISIONARY_TRAIN_STEP_SECONDS"
-  result["train_step_source"] = source
+  step_seconds = _learner_step_seconds(config, {k: v[0] for k, v in batch.items()})
+  result["train_step_source"] = "QT-Opt update of the baseline: Bellman target (CEM) + gradient step"
   result["train_step_seconds"] = step_seconds
-  if step_seconds is None:
-    result["learner_transitions_per_s"] = None
-    result["loader_over_training"] = None
-  else:
-    result["learner_transitions_per_s"] = batch_size / step_seconds
-    result["loader_over_training"] = result["sampler_transitions_per_s"] / (batch_size / step_seconds)
+  result["learner_transitions_per_s"] = batch_size / step_seconds
+  result["loader_over_training"] = result["sampler_transitions_per_s"] / (batch_size / step_seconds)
   return result

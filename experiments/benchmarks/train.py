@@ -25,7 +25,8 @@ from visionary_jax.qtopt import update
 ROUNDS = 10
 
 
-def _functions(config, arch, batch):
+def step_functions(config, arch, batch):
+  """(gradient step, Bellman target) of one QT-Opt update of `arch` on a flat batch, as zero-argument calls."""
   network = qnetwork.build(config.network, arch)
   optimizer = optimizer_lib.make(config.train)
   ucfg = update.UpdateConfig.from_config(config.train)
@@ -46,7 +47,7 @@ def run() -> dict:
   archs = {"base": G.BASELINE, "search": G.SearchSpace(), "derived": networks_benchmark.DERIVED}
   grads, targets = {}, {}
   for name, arch in archs.items():
-    grads[f"{name}_grad"], targets[f"{name}_target"] = _functions(config, arch, batch)
+    grads[f"{name}_grad"], targets[f"{name}_target"] = step_functions(config, arch, batch)
   # Two groups: the search target (seconds per call) between gradient steps would disturb their ratios.
   seconds = _timing.time_interleaved(grads, ROUNDS)
   seconds.update(_timing.time_interleaved(targets, ROUNDS // 2))
