@@ -106,3 +106,50 @@ def test_make_rejects_bad_arguments():
     policies.make("grasping", "scripted", scripted_fraction=1.5)
   with pytest.raises(ValueError, match="task must be one of"):
     policies.make("pouring", "scripted")
+  with pytest.raises(ValueError, match="aim_noise"):
+    policies.make("grasping", "scripted", aim_noise=-0.01)
+  with pytest.raises(ValueError, match="early_close_prob"):
+    policies.make("grasping", "scripted", early_close_prob=2.0)
+  with pytest.raises(ValueError, match="stacking script has no exploration knobs"):
+    policies.make("stacking", "scripted", diagonal_prob=0.5)
+
+
+class _FakeGraspEnv:
+  """Just what ScriptedGrasping reads: one object, the commanded gripper pose, the step sizes."""
+  max_displacement, max_rotation = 0.06, np.pi / 4
+
+  def __init__(self, ee):
+    self.ee = np.asarray(ee, np.float64)
+
+  def object_positions(self):
+    return np.array([[0.60, 0.06, -0.15]])
+
+  def gripper_pose(self):
+    return self.ee.copy(), 0.0
+
+
+def test_grasping_exploration_knobs():
+  from visionary_jax.envs import scene as scene_lib  # pylint: disable=g-import-not-at-top
+  env = _FakeGraspEnv([0.60 - 0.12, 0.06, 0.36])  # 12 cm short of the object in x, at the top
+  grasp_z = -0.15 - 0.03 + scene_lib.TIP_OFFSET
+  plain = policies.ScriptedGrasping()
+  plain.reset(env, np.random.default_rng(0))
+  a = plain(None)
+  np.testing.assert_allclose(a[:3], [1.0, 0.0, 0.0])  # plain: approach at constant height
+  diagonal = policies.ScriptedGrasping(diagonal_prob=1.0)
+  diagonal.reset(env, np.random.default_rng(0))
+  a = diagonal(None)  # two steps of x-y error left: half of the way down now
+  np.testing.assert_allclose(a[2] * env.max_displacement, -min((0.36 - grasp_z) / 2, 0.06), atol=1e-6)
+  closer = policies.ScriptedGrasping(early_close_prob=1.0)
+  closer.reset(env, np.random.default_rng(0))
+  a = closer(None)
+  assert a[action_space.GRIPPER_COMMAND].tolist() == [0.0, 1.0] and not a[:3].any()
+  aimed = policies.ScriptedGrasping(aim_noise=0.02)
+  offsets = []
+  for seed in range(200):
+    aimed.reset(env, np.random.default_rng(seed))
+    offsets.append(aimed._aim_offset)  # pylint: disable=protected-access
+  assert np.std(offsets) == pytest.approx(0.02, rel=0.15)
+  above = _FakeGraspEnv([0.60, 0.06, grasp_z])  # exactly at the grasp point: the plain script closes
+  plain.reset(above, np.random.default_rng(0))
+  assert plain(None)[action_space.GRIPPER_COMMAND].tolist() == [0.0, 1.0]

@@ -131,9 +131,13 @@ def collect(preset: str, task: str) -> ml_collections.ConfigDict:
   c.local_workers = {"paper": 2, "cpu": 2, "smoke": 1}[preset]  # worker processes per machine
   c.policy = "scripted"  # "scripted" (Mixed script / random episodes) or "random"
   # Fraction of episodes that follow the script; sets the success fraction (data/README.md).
-  c.scripted_fraction = {"grasping": 0.7, "stacking": 0.8}[task]
+  c.scripted_fraction = {"grasping": 0.8, "stacking": 0.8}[task]
   c.noise = 0.1  # std of Gaussian noise on scripted translations, in action units
   c.random_action_prob = 0.05  # per step, a scripted episode takes a uniform random action
+  # Grasping script's exploration (visionary_jax/envs/policies.py:ScriptedGrasping); 0 for stacking.
+  c.aim_noise = {"grasping": 0.01, "stacking": 0.0}[task]  # metres, per-episode aim offset std
+  c.diagonal_prob = {"grasping": 0.5, "stacking": 0.0}[task]  # episodes descending while approaching
+  c.early_close_prob = {"grasping": 0.06, "stacking": 0.0}[task]  # per step, close where it is
   return c
 
 

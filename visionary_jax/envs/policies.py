@@ -54,24 +54,55 @@ class Random:
 
 
 class ScriptedGrasping:
-  """Move above an object, descend to it, close (the env then lifts)."""
+  """Move above an object, descend to it, close (the env then lifts).
+
+  Exploration knobs (all 0 by default: the plain script) widen what a dataset
+  shows the learner: `aim_noise` (metres, std) offsets the aimed point from the
+  object once per episode, so closes near but off an object appear with their
+  failures; with probability `diagonal_prob` per episode the gripper descends
+  while it approaches, so mid-height states are visited; `early_close_prob` per
+  step closes wherever the gripper is, so closes at every height appear.
+  """
 
   HOVER_TOLERANCE = 0.012  # metres of x-y error under which the gripper descends
 
+  def __init__(self, aim_noise: float = 0.0, diagonal_prob: float = 0.0,
+               early_close_prob: float = 0.0):
+    if aim_noise < 0:
+      raise ValueError(f"aim_noise must be >= 0 metres, got {aim_noise}")
+    for name, value in (("diagonal_prob", diagonal_prob), ("early_close_prob", early_close_prob)):
+      if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    self.aim_noise = float(aim_noise)
+    self.diagonal_prob = float(diagonal_prob)
+    self.early_close_prob = float(early_close_prob)
+
   def reset(self, env, rng):
     self._env = env
+    self._rng = rng
     self._target = int(rng.integers(len(env.object_positions())))
+    self._aim_offset = rng.normal(0.0, self.aim_noise, 2) if self.aim_noise else np.zeros(2)
+    self._diagonal = bool(self.diagonal_prob and rng.uniform() < self.diagonal_prob)
 
   def __call__(self, observation):
     del observation
     env = self._env
     target = env.object_positions()[self._target]
     ee, _ = env.gripper_pose()
-    error_xy = target[:2] - ee[:2]
+    if self.early_close_prob and self._rng.uniform() < self.early_close_prob:
+      return _action(env, np.zeros(3), 0.0, close=True)
+    error_xy = target[:2] + self._aim_offset - ee[:2]
     tip_z = max(target[2] - 0.03, scene_lib.TRAY_BOTTOM_Z)
     grasp_z = max(tip_z + scene_lib.TIP_OFFSET, scene_lib.WORKSPACE_LOW[2])
-    centred = np.linalg.norm(error_xy) < self.HOVER_TOLERANCE
-    z = grasp_z if centred else ee[2]
+    distance = np.linalg.norm(error_xy)
+    centred = distance < self.HOVER_TOLERANCE
+    if centred:
+      z = grasp_z
+    elif self._diagonal:  # reach the grasp height when the x-y error is gone, at full speed
+      steps_left = max(1.0, np.ceil(distance / env.max_displacement))
+      z = max(grasp_z, ee[2] - (ee[2] - grasp_z) / steps_left)
+    else:
+      z = ee[2]
     at_grasp = centred and abs(ee[2] - grasp_z) < 0.01
     return _action(env, np.append(error_xy, z - ee[2]), 0.0, close=at_grasp)
 
@@ -165,13 +196,25 @@ class Mixed:
 
 
 def make(task: str, policy: str, scripted_fraction: float = 1.0, noise: float = 0.0,
-         random_action_prob: float = 0.0):
-  """The collection policy named `policy` ("random" or "scripted") for `task`."""
+         random_action_prob: float = 0.0, aim_noise: float = 0.0, diagonal_prob: float = 0.0,
+         early_close_prob: float = 0.0):
+  """The collection policy named `policy` ("random" or "scripted") for `task`.
+
+  `aim_noise`, `diagonal_prob` and `early_close_prob` are the grasping script's
+  exploration knobs (ScriptedGrasping); stacking rejects non-zero values.
+  """
   if policy == "random":
     return Random()
   if policy != "scripted":
     raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
-  scripts = {"grasping": ScriptedGrasping, "stacking": ScriptedStacking}
-  if task not in scripts:
-    raise ValueError(f"task must be one of {sorted(scripts)}, got {task!r}")
-  return Mixed(scripts[task](), scripted_fraction, noise, random_action_prob)
+  if task == "grasping":
+    script = ScriptedGrasping(aim_noise, diagonal_prob, early_close_prob)
+  elif task == "stacking":
+    knobs = dict(aim_noise=aim_noise, diagonal_prob=diagonal_prob,
+                 early_close_prob=early_close_prob)
+    if any(knobs.values()):
+      raise ValueError(f"the stacking script has no exploration knobs; got {knobs}")
+    script = ScriptedStacking()
+  else:
+    raise ValueError(f"task must be one of ['grasping', 'stacking'], got {task!r}")
+  return Mixed(script, scripted_fraction, noise, random_action_prob)
