@@ -280,6 +280,7 @@ class Scene:
   def render(self) -> np.ndarray:
     """Camera image, uint8 [image_size, image_size, 3]."""
     n = self.image_size
-    _, _, rgba, _, _ = self._p.getCameraImage(n, n, self._view, self._projection,
+    # shadow=0 gives the same pixels as the default here and saves about a tenth of the frame time.
+    _, _, rgba, _, _ = self._p.getCameraImage(n, n, self._view, self._projection, shadow=0,
                                               renderer=self._renderer)
     return np.asarray(rgba, np.uint8).reshape(n, n, 4)[..., :3].copy()

@@ -23,6 +23,7 @@ import optax
 
 from visionary_jax import action_space
 from visionary_jax.nets import qnetwork
+from visionary_jax.qtopt import augment
 from visionary_jax.qtopt import cem
 from visionary_jax.qtopt import losses
 from visionary_jax.qtopt import train_state as train_state_lib
@@ -42,6 +43,7 @@ class UpdateConfig:
   polyak: float
   lag: int
   target_cem: cem.CEMConfig
+  augment_shift: int = 0  # pixels; s and s' are shifted independently (augment.py), 0: off
 
   def __post_init__(self):
     if not 0 <= self.gamma <= 1:
@@ -50,11 +52,14 @@ class UpdateConfig:
       raise ValueError(f"train config field 'polyak' must be in [0, 1), got {self.polyak!r}")
     if not isinstance(self.lag, int) or self.lag < 1:
       raise ValueError(f"train config field 'lag' must be a positive integer, got {self.lag!r}")
+    if not isinstance(self.augment_shift, int) or self.augment_shift < 0:
+      raise ValueError(f"train config field 'augment_shift' must be an integer >= 0 (pixels), "
+                       f"got {self.augment_shift!r}")
 
   @classmethod
   def from_config(cls, train: ml_collections.ConfigDict) -> "UpdateConfig":
     return cls(gamma=float(train.gamma), polyak=float(train.polyak), lag=train.lag,
-               target_cem=cem.CEMConfig.from_config(train.target_cem))
+               target_cem=cem.CEMConfig.from_config(train.target_cem), augment_shift=train.augment_shift)
 
 
 def random_batch(image_size: int, global_batch: int, num_devices: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
@@ -103,6 +108,19 @@ def transition_keys(rng: jax.Array, step: jax.Array, batch_size: int, axis_name:
   offset = jax.lax.axis_index(axis_name) * batch_size if axis_name else 0
   step_key = jax.random.fold_in(rng, step)
   return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(offset + jnp.arange(batch_size))
+
+
+def augment_batch(batch: Batch, keys: jax.Array, pad: int) -> Batch:
+  """The batch with `image` and `next_image` randomly shifted by up to `pad` pixels, independently.
+
+  The shifts of transition i derive from keys[i] (fold_in 1 and 2), so they do
+  not depend on how the batch is split over devices.
+  """
+  if not pad:
+    return batch
+  fold = lambda n: jax.vmap(lambda k: jax.random.fold_in(k, n))(keys)
+  return dict(batch, image=augment.random_shift(batch["image"], fold(1), pad),
+              next_image=augment.random_shift(batch["next_image"], fold(2), pad))
 
 
 def bellman_targets(network: qnetwork.QNetwork, config: UpdateConfig, target: Any, lagged: Any, batch: Batch,
@@ -190,6 +208,7 @@ def train_step(state: train_state_lib.TrainState, batch: Batch, *, network: qnet
   """
   b = batch["reward"].shape[0]
   keys = transition_keys(state.rng, state.step, b, axis_name)
+  batch = augment_batch(batch, keys, config.augment_shift)
   y, target_metrics = bellman_targets(network, config, state.target, state.lagged, batch, keys)
   state, metrics = gradient_step(state, batch, y, network=network, optimizer=optimizer, config=config,
                                  axis_name=axis_name)
