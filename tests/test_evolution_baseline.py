@@ -8,6 +8,7 @@ import pytest
 
 import episode_fixtures
 import update_fixtures
+from experiments.configs import grasping
 from visionary_jax import evolution_baseline
 from visionary_jax import genotype as G
 from visionary_jax.episodes import dataset as dataset_lib
@@ -67,3 +68,13 @@ def test_heldout_loss_is_the_loss_of_the_update():
   _, metrics = jax.jit(functools.partial(update.train_step, network=network,
                                          optimizer=optimizer_lib.make(cfg.train), config=update_config))(state, flat)
   assert float(loss) == pytest.approx(float(metrics["loss"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("preset,seeds", [("paper", 15), ("cpu", 5)])
+def test_preset_budgets(preset, seeds):
+  study = grasping.get_config(preset).study
+  assert study.seeds == seeds and study.retrain_steps == study.search_steps
+  # The evolution's fitness runs add up to the steps of one one-shot search.
+  evo = study.evolution
+  assert (evo.population_size + evo.cycles) * evo.fitness_steps == study.search_steps
+  assert 1 <= evo.sample_size <= evo.population_size

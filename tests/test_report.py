@@ -140,3 +140,12 @@ def test_launcher_rejects_bad_input(tmp_path_factory, tmp_path, args, message):
                           env=update_fixtures.subprocess_env(tmp_path_factory), timeout=120)
   assert result.returncode != 0
   assert message in result.stderr
+
+
+def test_study_record_fields_are_checked(tmp_path):
+  make_study(str(tmp_path))
+  record = json.load(open(tmp_path / "study.json"))
+  del record["dataset"]["episodes"], record["config"]["study"]["retrain_steps"]
+  (tmp_path / "study.json").write_text(json.dumps(record))
+  with pytest.raises(ValueError, match=r"lacks the fields \['dataset.episodes', 'config.study.retrain_steps'\]"):
+    report.load_study(str(tmp_path))

@@ -6,6 +6,7 @@ reuses every fitness already recorded.
 """
 
 import functools
+import itertools
 import os
 import time
 from typing import Any, Mapping
@@ -94,7 +95,7 @@ def _compact(genotype: genotype_lib.Genotype) -> str:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, seed: int,
-                     log: run_files.Log = print) -> tuple[genotype_lib.Genotype, dict[str, Any]]:
+        log: run_files.Log = print) -> tuple[genotype_lib.Genotype, dict[str, Any]]:
   """Regularized evolution (visionary_jax.evolution) with a held-out Bellman-error fitness.
 
   Fitness of a genotype: train it from scratch for `study.evolution.fitness_steps`
@@ -110,7 +111,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, seed: int,
   Budget: (population_size + cycles) runs of fitness_steps steps, by default the
   search's `search_steps` in total (the steps of one one-shot search); every candidate
   also compiles its own network. budget.json records the gradient steps and the wall
-  time actually spent (training, compiling and scoring; summed over reruns).
+  time actually spent (training, compiling and scoring every candidate; a candidate
+  interrupted and resumed counts only the attempt that finished it).
 
   Writes workdir/candidates/NNN/ (a trainer workdir and fitness.json per candidate),
   history.json, budget.json and result.json (last). Returns (best genotype, budget).
@@ -128,11 +130,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, seed: int,
   if config.replay.batch_size % devices:
     raise ValueError(f"replay config field 'batch_size' ({config.replay.batch_size}) must divide over "
                      f"{devices} local device(s)")
-  count = [0]
+  counter = itertools.count()
 
   def fitness(genotype: genotype_lib.Genotype) -> float:
-    k = count[0]
-    count[0] += 1
+    k = next(counter)
     directory = os.path.join(workdir, "candidates", f"{k:03d}")
     path = os.path.join(directory, "fitness.json")
     if os.path.exists(path):

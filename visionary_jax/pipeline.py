@@ -103,9 +103,13 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _study_record(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """study.json: what every run of the study shares (the config without the variant and seed lists)."""
+  """study.json: what every run of the study shares.
+
+  That is the config without the variant and seed lists and the transfer genotype (each
+  transfer run records its genotype file in derived/derive.json).
+  """
   data = json.loads(config.to_json())
-  del data["study"]["variants"], data["study"]["seeds"]
+  del data["study"]["variants"], data["study"]["seeds"], data["study"]["transfer_genotype"]
   episodes = transitions = 0
   for _, meta in shards_lib.iter_sidecars(config.train.dataset_dir):
     episodes += int(meta["episodes"])
@@ -192,6 +196,11 @@ def run_one(config: ml_collections.ConfigDict, root: str, variant: str, seed: in
                              f"best of {budget['fitness_runs']} genotypes by regularized evolution (seed {seed})",
                              {"source": "evolution", "search": os.path.abspath(search_dir), "budget": budget},
                              log=indent)
+  elif variant == "transfer" and derived_done:
+    made_from = run_files.read_json(derive_json, "derived").get("genotype_file")
+    if made_from != os.path.abspath(sc.transfer_genotype):
+      raise ValueError(f"{directory} trains the genotype of {made_from}; study config field 'transfer_genotype' "
+                       f"now names {sc.transfer_genotype}: use another --workdir for another transfer")
   elif not derived_done:
     if variant == BASELINE_VARIANT:
       genotype, weights, info = genotype_lib.BASELINE, None, {"source": "baseline"}
@@ -201,6 +210,7 @@ def run_one(config: ml_collections.ConfigDict, root: str, variant: str, seed: in
       genotype, weights = genotype_lib.load_json(path), genotype_lib.load_json_weights(path)
       info = {"source": "transfer", "genotype_file": path}
       title = f"transferred from {path}"
+    log(f"  genotype: {title} -> {derived_dir}")
     one_shot.write_derived(derived_dir, genotype, config.network, config.preset, title, info, weights or None,
                            log=indent)
   final = _retrain(config, os.path.join(derived_dir, "genotype.json"), os.path.join(directory, "train"), seed, log)

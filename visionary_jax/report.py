@@ -39,15 +39,18 @@ def load_study(root: str) -> dict[str, Any]:
   """ROOT/study.json, checked; ValueError naming the file for anything else."""
   if not os.path.isdir(root):
     raise ValueError(f"--workdir={root} is not a directory")
-  record = run_files.read_json(os.path.join(root, pipeline.STUDY_JSON), "study record")
+  path = os.path.join(root, pipeline.STUDY_JSON)
+  record = run_files.read_json(path, "study record")
   if not isinstance(record, dict) or record.get("format") != pipeline.STUDY_FORMAT:
-    raise ValueError(f"{os.path.join(root, pipeline.STUDY_JSON)} is not a {pipeline.STUDY_FORMAT} record")
-  try:
-    study = record["config"]["study"]
-    for field in ("retrain_steps", "search_steps", "eval_every", "eval_trials"):
-      int(study[field])
-  except (KeyError, TypeError, ValueError) as e:
-    raise ValueError(f"{os.path.join(root, pipeline.STUDY_JSON)} lacks the study settings ({e})") from None
+    raise ValueError(f"{path} is not a {pipeline.STUDY_FORMAT} record")
+  study = record.get("config", {}).get("study", {}) if isinstance(record.get("config"), dict) else {}
+  dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
+  missing = ([k for k in ("task", "preset") if k not in record]
+             + [f"dataset.{k}" for k in ("dir", "episodes", "transitions") if k not in dataset]
+             + [f"config.study.{k}" for k in ("retrain_steps", "search_steps", "eval_every", "eval_trials")
+                if not isinstance(study.get(k), int)])
+  if missing:
+    raise ValueError(f"{path} lacks the fields {missing}")
   return record
 
 
@@ -73,15 +76,18 @@ def _variant_order(names) -> list[str]:
   return known + sorted(set(names) - set(known))
 
 
+def _seeds(root: str, variant: str) -> list[int]:
+  """Seeds k of the ROOT/variant/seed_k directories, ascending."""
+  return sorted(int(d[5:]) for d in os.listdir(os.path.join(root, variant)) if d.startswith("seed_") and d[5:].isdigit())
+
+
 def read_runs(root: str, retrain_steps: int) -> tuple[dict[str, dict[int, Curve]], list[str]]:
   """({variant: {seed: curve}} of the complete runs, descriptions of the incomplete ones)."""
   runs: dict[str, dict[int, Curve]] = {}
   incomplete = []
   variants = [v for v in os.listdir(root) if os.path.isdir(os.path.join(root, v))]
   for variant in _variant_order(variants):
-    seeds = sorted(int(d[5:]) for d in os.listdir(os.path.join(root, variant))
-                   if d.startswith("seed_") and d[5:].isdigit())
-    for seed in seeds:
+    for seed in _seeds(root, variant):
       path = os.path.join(pipeline.run_dir(root, variant, seed), "train", "eval_curve.json")
       if not os.path.exists(path):
         incomplete.append(f"{variant} seed {seed}: no evaluation yet")
@@ -170,10 +176,10 @@ def found_genotypes(root: str) -> dict[str, dict[int, genotype_lib.Genotype]]:
   """{variant: {seed: genotype}} of every run with derived/genotype.json."""
   out: dict[str, dict[int, genotype_lib.Genotype]] = {}
   for variant in _variant_order([v for v in os.listdir(root) if os.path.isdir(os.path.join(root, v))]):
-    for d in sorted(os.listdir(os.path.join(root, variant))):
-      path = os.path.join(root, variant, d, "derived", "genotype.json")
-      if d.startswith("seed_") and d[5:].isdigit() and os.path.exists(path):
-        out.setdefault(variant, {})[int(d[5:])] = genotype_lib.load_json(path)
+    for seed in _seeds(root, variant):
+      path = os.path.join(pipeline.run_dir(root, variant, seed), "derived", "genotype.json")
+      if os.path.exists(path):
+        out.setdefault(variant, {})[seed] = genotype_lib.load_json(path)
   return out
 
 
@@ -201,7 +207,7 @@ def evolution_budget_markdown(root: str) -> str:
   """The evolution's compute next to one one-shot search of the same seed (visionary), per seed."""
   lines = ["| seed | evolution runs x steps | evolution gradient steps | evolution wall time | "
            "one-shot search steps | one-shot search wall time | time ratio |", "|---|---|---|---|---|---|---|"]
-  seeds = found_genotypes(root).get("evolution", {})
+  seeds = _seeds(root, "evolution") if os.path.isdir(os.path.join(root, "evolution")) else []
   for seed in seeds:
     path = os.path.join(pipeline.run_dir(root, "evolution", seed), "search", "budget.json")
     if not os.path.exists(path):
