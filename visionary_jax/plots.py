@@ -1,4 +1,5 @@
-"""Learning curves as PNG: success rate against training step, mean and std band per variant (Fig. 6)."""
+"""Figures as PNG: learning curves (success rate against training step, mean and std band per variant,
+Fig. 6) and a search run's architecture weights against training step."""
 
 from typing import Mapping, Sequence
 
@@ -39,4 +40,67 @@ def learning_curves(variants: Mapping[str, Sequence[Curve]], path: str, title: s
     ax.set_title(title)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+Series = dict[int, dict[str, dict[str, tuple[list[int], list[float]]]]]
+
+
+def architecture_weight_series(records: Sequence[Mapping[str, object]]) -> Series:
+  """Architecture weights over training from metrics.jsonl records of a search run.
+
+  Args:
+    records: `metrics.read_jsonl` records; those with `arch/loc{i}/op/{op}` (softmax op
+      weights) or `arch/loc{i}/edge/{source}` (sigmoid edge weights) keys are used.
+  Returns:
+    {location: {"op": {op: (steps, weights)}, "edge": {source: (steps, weights)}}}, steps ascending.
+  Raises:
+    ValueError: no record holds an architecture weight (not a search run's metrics).
+  """
+  series: Series = {}
+  for record in sorted(records, key=lambda r: int(r["step"])):
+    for key, value in record.items():
+      parts = key.split("/")
+      if len(parts) != 4 or parts[0] != "arch" or not parts[1].startswith("loc") or parts[2] not in ("op", "edge"):
+        continue
+      steps, values = series.setdefault(int(parts[1][3:]), {"op": {}, "edge": {}})[parts[2]].setdefault(
+          parts[3], ([], []))
+      steps.append(int(record["step"]))
+      values.append(float(value))
+  if not series:
+    raise ValueError("the metrics hold no architecture weights (arch/loc{i}/op/... or arch/loc{i}/edge/...); "
+                     "only a search run logs them")
+  return dict(sorted(series.items()))
+
+
+def architecture_weights(records: Sequence[Mapping[str, object]], path: str, title: str = "") -> None:
+  """Writes a PNG of the architecture weights against training step, one column per merge location.
+
+  Top row: the softmax weight of each merge op (if the fusion ops were searched);
+  bottom row: the sigmoid weight of each peer-attention edge (if attention was
+  searched), with the 0.5 pruning threshold dashed.
+  """
+  series = architecture_weight_series(records)
+  kinds = [k for k in ("op", "edge") if any(entry[k] for entry in series.values())]
+  locations = sorted(series)
+  fig, axes = plt.subplots(len(kinds), len(locations), figsize=(3.2 * len(locations), 2.8 * len(kinds)),
+                           squeeze=False, sharex=True)
+  for row, kind in enumerate(kinds):
+    for column, location in enumerate(locations):
+      ax = axes[row][column]
+      for name, (steps, values) in series[location][kind].items():
+        ax.plot(steps, values, label=name)
+      if kind == "edge":
+        ax.axhline(0.5, color="#888888", linestyle="--", linewidth=0.8)
+      ax.set_ylim(0, 1)
+      ax.set_title(f"L{location} {'merge op (softmax)' if kind == 'op' else 'attention edges (sigmoid)'}",
+                   fontsize=9)
+      ax.grid(alpha=0.3)
+      if row == len(kinds) - 1:
+        ax.set_xlabel("training step")
+      ax.legend(fontsize=6, loc="best")
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
   plt.close(fig)

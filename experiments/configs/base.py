@@ -153,6 +153,40 @@ def replay(preset: str) -> ml_collections.ConfigDict:
   return c
 
 
+def study(preset: str) -> ml_collections.ConfigDict:
+  """The experiment study (experiments/study.py, visionary_jax/pipeline.py): variants, seeds and budgets.
+
+  Every (variant, seed) run searches (search variants), derives, then retrains
+  the derived genotype from scratch for `retrain_steps` with the `train`
+  section's hyper-parameters, as the baseline is trained. `cpu`: one search or
+  retrain takes about 15-30 minutes on this 2-core machine, so the whole study
+  is an overnight job; run parts of it with --variants / --seeds.
+  """
+  check_preset(preset)
+  c = ml_collections.ConfigDict()
+  # Variants run: baseline, fusion_only (supernet only), attention_only (peer attention only),
+  # visionary (both), evolution (regularized evolution), transfer (needs transfer_genotype).
+  c.variants = ("baseline", "fusion_only", "attention_only", "visionary", "evolution")
+  c.seeds = {"paper": 15, "cpu": 5, "smoke": 2}[preset]  # runs per variant, seeds 0 .. seeds - 1
+  c.search_steps = {"paper": 80_000, "cpu": 2000, "smoke": 4}[preset]  # gradient steps of one one-shot search
+  c.retrain_steps = {"paper": 80_000, "cpu": 2000, "smoke": 4}[preset]  # steps of every final training run
+  c.eval_every = {"paper": 1000, "cpu": 500, "smoke": 2}[preset]  # steps between evaluations of a retrain
+  c.eval_trials = {"paper": 200, "cpu": 50, "smoke": 1}[preset]  # PyBullet trials per evaluation
+  c.transfer_genotype = ""  # genotype JSON trained by the `transfer` variant (e.g. found on grasping)
+  # Regularized evolution over the same genotype space (visionary_jax/evolution.py). Fitness: minus the
+  # held-out Bellman error after a short training run on the other episodes (visionary_jax/pipeline.py).
+  c.evolution = ml_collections.ConfigDict()
+  c.evolution.population_size = {"paper": 20, "cpu": 8, "smoke": 2}[preset]  # genotypes kept alive
+  c.evolution.sample_size = {"paper": 5, "cpu": 3, "smoke": 1}[preset]  # tournament size per cycle
+  c.evolution.cycles = {"paper": 60, "cpu": 12, "smoke": 1}[preset]  # children after the initial population
+  # Steps of each fitness run: the search's budget split over every evaluated genotype (derived here,
+  # so overriding search_steps alone does not change it; the study records the budget actually used).
+  c.evolution.fitness_steps = max(1, c.search_steps // (c.evolution.population_size + c.evolution.cycles))
+  c.evolution.holdout_every = 5  # every 5th episode of the dataset is held out for the fitness
+  c.evolution.fitness_batches = {"paper": 4, "cpu": 8, "smoke": 1}[preset]  # held-out batches of replay.batch_size
+  return c
+
+
 def task_config(task: str, preset: str) -> ml_collections.ConfigDict:
   """The whole config of a task (`grasping` or `stacking`) at a preset."""
   preset = check_preset(preset)
@@ -166,4 +200,5 @@ def task_config(task: str, preset: str) -> ml_collections.ConfigDict:
   config.replay = replay(preset)
   config.train = train(preset)
   config.cem = cem(preset)  # the policy's CEM (evaluation and export)
+  config.study = study(preset)
   return config

@@ -150,13 +150,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, b
   return update.unreplicate(state)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, arch_flag: str,
+def run(config: ml_collections.ConfigDict, workdir: str, arch_flag: str | Architecture,
         log: Callable[[str], None] = print) -> str:
   """experiments/train.py: dataset -> replay sampler -> `train` (periodic evaluation) -> export.
 
+  `arch_flag` is an --arch value (see `architecture_from_flag`) or the
+  architecture itself (e.g. the fusion-only SearchSpace of an ablation).
   Returns the export directory, `workdir/export`.
   """
-  arch = architecture_from_flag(arch_flag)
+  arch = arch_flag if isinstance(arch_flag, Architecture) else architecture_from_flag(arch_flag)
   if not config.train.dataset_dir:
     raise ValueError("train config field 'dataset_dir' is empty: pass --config.train.dataset_dir=DIR "
                      "(the episodes/ directory written by experiments/collect.py)")
