@@ -7,7 +7,6 @@ applies the paper's pruning rule to a search checkpoint: the argmax merge op
 per location, the attention edges with sigmoid weight > 0.5.
 """
 
-import functools
 import os
 from typing import Any, Mapping
 
@@ -41,31 +40,6 @@ def search_space(name: str) -> genotype_lib.SearchSpace:
   if name not in SPACES:
     raise ValueError(f"--space must be one of {sorted(SPACES)}, got {name!r}")
   return SPACES[name]
-
-
-@functools.lru_cache(maxsize=None)
-def flops_per_sample(spec: qnetwork.NetworkSpec, arch: qnetwork.Architecture) -> float:
-  """Forward FLOPs per sample of QNetwork(spec, arch) (XLA cost analysis), computed once per process."""
-  return flops_lib.forward_flops_per_sample(qnetwork.QNetwork(spec, arch))
-
-
-def flops_table(specs: Mapping[str, qnetwork.NetworkSpec], found: Mapping[str, genotype_lib.Genotype]) -> str:
-  """Markdown: forward GFLOPs per sample of the full search network, each found genotype and the base.
-
-  Args:
-    specs: {preset name: trunk spec}, one block of rows each.
-    found: {label: genotype}, one row per preset and label.
-  """
-  rows = ["| preset | genotype | search | found | base | search / base | found / base |",
-          "|---|---|---|---|---|---|---|"]
-  for preset, spec in specs.items():
-    search_flops = flops_per_sample(spec, genotype_lib.SearchSpace())
-    base = flops_per_sample(spec, genotype_lib.BASELINE)
-    for label, genotype in found.items():
-      value = flops_per_sample(spec, genotype)
-      rows.append(f"| {preset} | {label} | {search_flops / 1e9:.4f} G | {value / 1e9:.4f} G | {base / 1e9:.4f} G | "
-                  f"{search_flops / base:.4f} | {value / base:.4f} |")
-  return "\n".join(rows)
 
 
 def search(config: ml_collections.ConfigDict, workdir: str, space: genotype_lib.SearchSpace,
@@ -159,7 +133,7 @@ def write_derived(output_dir: str, genotype: genotype_lib.Genotype, network_conf
   genotype_lib.save_json(genotype, genotype_path, extra=weights)
   picture = os.path.join(output_dir, "architecture.png")
   diagram.draw(genotype, picture, title, weights)
-  table = flops_table({preset: qnetwork.NetworkSpec.from_config(network_config)}, {"found": genotype})
+  table = flops_lib.flops_table({preset: qnetwork.NetworkSpec.from_config(network_config)}, {"found": genotype})
   atomic.write(os.path.join(output_dir, "flops.md"), lambda f: f.write(
       "Forward FLOPs per sample (XLA cost analysis) of the search, found and base networks.\n\n" + table + "\n"),
                mode="w")

@@ -25,11 +25,11 @@ import numpy as np
 
 from visionary_jax import atomic
 from visionary_jax import genotype as genotype_lib
-from visionary_jax import one_shot
 from visionary_jax import pipeline
 from visionary_jax import plots
 from visionary_jax import run_files
 from visionary_jax import statistics
+from visionary_jax.nets import flops as flops_lib
 from visionary_jax.nets import qnetwork
 
 Curve = list[dict[str, Any]]  # eval_curve.json: [{"step", "success_rate", "trials", ...}], steps ascending
@@ -253,7 +253,7 @@ def write_report(root: str, output: str, flops_specs: Mapping[str, qnetwork.Netw
   log(f"learning curves: {paths['learning_curves.png']}")
   genotypes = found_genotypes(root)
   found = distinct_found(genotypes)
-  flops = one_shot.flops_table(flops_specs, found or {"baseline": genotype_lib.BASELINE}) if flops_specs else ""
+  flops = flops_lib.flops_table(flops_specs, found or {"baseline": genotype_lib.BASELINE}) if flops_specs else ""
   atomic.write(paths["flops.md"], lambda f: f.write(flops + "\n"), mode="w")
   log(f"FLOPs ({', '.join(flops_specs) or 'no preset'}): {paths['flops.md']}")
   genotype_text = genotypes_markdown(root, genotypes)

@@ -1,5 +1,8 @@
 """FLOPs per sample from XLA's cost analysis of the compiled forward pass."""
 
+import functools
+from typing import Mapping
+
 import jax
 import jax.numpy as jnp
 
@@ -25,17 +28,26 @@ def forward_flops_per_sample(network: qnetwork.QNetwork, batch: int = 1) -> floa
   return float(compiled.cost_analysis()["flops"]) / batch
 
 
-def flops_table(specs: dict[str, qnetwork.NetworkSpec], derived: qnetwork.Architecture) -> str:
-  """Markdown table of forward GFLOPs per sample: search, derived and base networks per preset.
+@functools.lru_cache(maxsize=None)
+def cached_flops_per_sample(spec: qnetwork.NetworkSpec, arch: qnetwork.Architecture) -> float:
+  """forward_flops_per_sample(QNetwork(spec, arch)), computed once per process."""
+  return forward_flops_per_sample(qnetwork.QNetwork(spec, arch))
+
+
+def flops_table(specs: Mapping[str, qnetwork.NetworkSpec], found: Mapping[str, genotype_lib.Genotype]) -> str:
+  """Markdown: forward GFLOPs per sample of the full search network, each found genotype and the base.
 
   Args:
-    specs: {preset name: trunk spec}.
-    derived: the found architecture (a Genotype).
+    specs: {preset name: trunk spec}, one block of rows each.
+    found: {label: genotype}, one row per preset and label.
   """
-  rows = ["| preset | search | found | base | search / base | found / base |", "|---|---|---|---|---|---|"]
-  for name, spec in specs.items():
-    search, found, base = (forward_flops_per_sample(qnetwork.QNetwork(spec, arch))
-                           for arch in (genotype_lib.SearchSpace(), derived, genotype_lib.BASELINE))
-    rows.append(f"| {name} | {search / 1e9:.4f} G | {found / 1e9:.4f} G | {base / 1e9:.4f} G | "
-                f"{search / base:.4f} | {found / base:.4f} |")
+  rows = ["| preset | genotype | search | found | base | search / base | found / base |",
+          "|---|---|---|---|---|---|---|"]
+  for preset, spec in specs.items():
+    search_flops = cached_flops_per_sample(spec, genotype_lib.SearchSpace())
+    base = cached_flops_per_sample(spec, genotype_lib.BASELINE)
+    for label, genotype in found.items():
+      value = cached_flops_per_sample(spec, genotype)
+      rows.append(f"| {preset} | {label} | {search_flops / 1e9:.4f} G | {value / 1e9:.4f} G | {base / 1e9:.4f} G | "
+                  f"{search_flops / base:.4f} | {value / base:.4f} |")
   return "\n".join(rows)
