@@ -38,8 +38,8 @@ _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 300, "Gradient steps of each 
 _BATCH = flags.DEFINE_integer("batch", 64, "Transitions per gradient step.")
 _TRIALS = flags.DEFINE_integer("trials", 50, "PyBullet evaluation trials per network (test objects).")
 _ARCH_LR = flags.DEFINE_float("arch_learning_rate", 0.01,
-                              "Adam learning rate of the architecture logits (the cpu preset's 3e-4 barely "
-                              "moves them in a few hundred steps).")
+                              "Adam learning rate of the architecture logits (the cpu preset's 3e-3 is sized "
+                              "for ~2000-step searches).")
 
 VARIANTS = ("visionary", "baseline")
 
