@@ -58,7 +58,7 @@ def holdout_split(data: dataset_lib.Dataset, holdout_every: int) -> tuple[np.nda
 def heldout_loss(trainable: Mapping[str, Any], target: Mapping[str, Any], lagged: Mapping[str, Any],
                  batch: Mapping[str, jax.Array], key: jax.Array, *, network: qnetwork.QNetwork,
                  config: update.UpdateConfig) -> jax.Array:
-  """The QT-Opt loss on one batch without a gradient step: the Bellman error of a trained state.
+  """The QT-Opt loss on one batch without a gradient step or image augmentation: a trained state's Bellman error.
 
   Args:
     trainable, target, lagged: {"params", "arch"} of the online and the two target networks.
