@@ -10,8 +10,6 @@ One module fixture runs, on a synthetic 12-episode dataset at the `smoke` preset
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,19 +21,13 @@ from visionary_jax import genotype as G
 from visionary_jax import one_shot
 from visionary_jax import pipeline
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "--config=experiments/configs/grasping.py:smoke"
 SMOKE = grasping.get_config("smoke").study
 
 pytestmark = pytest.mark.slow  # the module fixture runs the whole smoke study (about 2 minutes)
 
 
-def _run(env, *args, check=True):
-  result = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
-  if check and result.returncode:
-    raise AssertionError(f"{args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-  return result
+_run = update_fixtures.run_module
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,7 +14,6 @@ from visionary_jax import genotype as G
 from visionary_jax import metrics
 from visionary_jax.qtopt import trainer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "--config=experiments/configs/grasping.py:smoke"
 
 
@@ -25,9 +22,7 @@ def env(tmp_path_factory):
   return update_fixtures.subprocess_env(tmp_path_factory)
 
 
-def _run(env, *args, check=True):
-  return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=600, check=check)
+_run = update_fixtures.run_module
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Synthetic replay batches and a perturbed train state for update tests (also run as subprocess helpers)."""
 
 import os
+import subprocess
 import sys
 
 import jax
@@ -46,6 +47,16 @@ def subprocess_env(tmp_path_factory) -> dict[str, str]:
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
   env.pop("XLA_FLAGS", None)
   return env
+
+
+def run_module(env: dict[str, str], *args: str, check: bool = True):
+  """`python -m ARGS` from the checkout's root in `env`; with `check`, a non-zero exit fails with its output."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run([sys.executable, "-m", *args], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=600)
+  if check and result.returncode:
+    raise AssertionError(f"{args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+  return result
 
 
 PYTHON = sys.executable

@@ -32,6 +32,4 @@ def random_shift(images: jax.Array, keys: jax.Array, pad: int) -> jax.Array:
   """Images [B, H, W, C] each shifted by up to `pad` pixels along each axis (edge pixels fill in)."""
   if pad < 0:
     raise ValueError(f"train config field 'augment_shift' must be >= 0 pixels, got {pad}")
-  if pad == 0:
-    return images
   return shift(images, shift_offsets(keys, pad), pad)
