@@ -110,6 +110,10 @@ def test_make_rejects_bad_arguments():
     policies.make("grasping", "scripted", aim_noise=-0.01)
   with pytest.raises(ValueError, match="early_close_prob"):
     policies.make("grasping", "scripted", early_close_prob=2.0)
+  with pytest.raises(ValueError, match="random_aim_prob"):
+    policies.make("grasping", "scripted", random_aim_prob=-0.1)
+  with pytest.raises(ValueError, match="stacking script has no exploration knobs"):
+    policies.make("stacking", "scripted", random_aim_prob=0.5)
   with pytest.raises(ValueError, match="stacking script has no exploration knobs"):
     policies.make("stacking", "scripted", diagonal_prob=0.5)
 
@@ -153,3 +157,31 @@ def test_grasping_exploration_knobs():
   above = _FakeGraspEnv([0.60, 0.06, grasp_z])  # exactly at the grasp point: the plain script closes
   plain.reset(above, np.random.default_rng(0))
   assert plain(None)[action_space.GRIPPER_COMMAND].tolist() == [0.0, 1.0]
+
+
+def test_grasping_random_aim_closes_on_the_tray_floor_away_from_objects():
+  from visionary_jax.envs import scene as scene_lib  # pylint: disable=g-import-not-at-top
+  script = policies.ScriptedGrasping(random_aim_prob=0.4)
+  env = _FakeGraspEnv([0.60, 0.06, 0.36])
+  aims = []
+  for seed in range(2000):
+    script.reset(env, np.random.default_rng(seed))
+    aims.append(script._random_aim)  # pylint: disable=protected-access
+  chosen = np.array([a for a in aims if a is not None])
+  assert len(chosen) / len(aims) == pytest.approx(0.4, abs=4 * np.sqrt(0.4 * 0.6 / 2000))
+  assert np.all(chosen[:, :2] >= scene_lib.DROP_LOW) and np.all(chosen[:, :2] <= scene_lib.DROP_HIGH)
+  np.testing.assert_allclose(chosen[:, 2], scene_lib.TRAY_BOTTOM_Z + 0.03)
+  # Hovering at the floor above the random point (the object is elsewhere): the script closes there.
+  always = policies.ScriptedGrasping(random_aim_prob=1.0)
+  always.reset(env, np.random.default_rng(3))
+  aim = always._random_aim  # pylint: disable=protected-access
+  floor_grasp_z = scene_lib.TRAY_BOTTOM_Z + scene_lib.TIP_OFFSET
+  always._env = _FakeGraspEnv([aim[0], aim[1], floor_grasp_z])  # pylint: disable=protected-access
+  a = always(None)
+  assert a[action_space.GRIPPER_COMMAND].tolist() == [0.0, 1.0]
+  np.testing.assert_allclose(a[:3], 0.0, atol=1e-6)
+  # From the top, it heads for the random point, not for the object at (0.60, 0.06).
+  always._env = _FakeGraspEnv([0.60, 0.06, 0.36])  # pylint: disable=protected-access
+  a = always(None)
+  expected = np.clip((aim[:2] - [0.60, 0.06]) / 0.06, -1, 1)
+  np.testing.assert_allclose(a[:2], expected, atol=1e-6)

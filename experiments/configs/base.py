@@ -139,6 +139,7 @@ def collect(preset: str, task: str) -> ml_collections.ConfigDict:
   c.aim_noise = {"grasping": 0.01, "stacking": 0.0}[task]  # metres, per-episode aim offset std
   c.diagonal_prob = {"grasping": 0.5, "stacking": 0.0}[task]  # episodes descending while approaching
   c.early_close_prob = {"grasping": 0.06, "stacking": 0.0}[task]  # per step, close where it is
+  c.random_aim_prob = {"grasping": 0.35, "stacking": 0.0}[task]  # episodes aiming at a random tray point
   return c
 
 

@@ -61,21 +61,27 @@ class ScriptedGrasping:
   object once per episode, so closes near but off an object appear with their
   failures; with probability `diagonal_prob` per episode the gripper descends
   while it approaches, so mid-height states are visited; `early_close_prob` per
-  step closes wherever the gripper is, so closes at every height appear.
+  step closes wherever the gripper is, so closes at every height appear; with
+  probability `random_aim_prob` per episode the script aims at a uniform random
+  point of the tray floor instead of an object, so low closes away from objects
+  (mostly failures) contrast with the aimed ones and alignment, not height alone,
+  decides success.
   """
 
   HOVER_TOLERANCE = 0.012  # metres of x-y error under which the gripper descends
 
   def __init__(self, aim_noise: float = 0.0, diagonal_prob: float = 0.0,
-               early_close_prob: float = 0.0):
+               early_close_prob: float = 0.0, random_aim_prob: float = 0.0):
     if aim_noise < 0:
       raise ValueError(f"aim_noise must be >= 0 metres, got {aim_noise}")
-    for name, value in (("diagonal_prob", diagonal_prob), ("early_close_prob", early_close_prob)):
+    for name, value in (("diagonal_prob", diagonal_prob), ("early_close_prob", early_close_prob),
+                        ("random_aim_prob", random_aim_prob)):
       if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value}")
     self.aim_noise = float(aim_noise)
     self.diagonal_prob = float(diagonal_prob)
     self.early_close_prob = float(early_close_prob)
+    self.random_aim_prob = float(random_aim_prob)
 
   def reset(self, env, rng):
     self._env = env
@@ -83,11 +89,18 @@ class ScriptedGrasping:
     self._target = int(rng.integers(len(env.object_positions())))
     self._aim_offset = rng.normal(0.0, self.aim_noise, 2) if self.aim_noise else np.zeros(2)
     self._diagonal = bool(self.diagonal_prob and rng.uniform() < self.diagonal_prob)
+    self._random_aim = None  # else a fixed point [3] on the tray floor
+    if self.random_aim_prob and rng.uniform() < self.random_aim_prob:
+      xy = rng.uniform(scene_lib.DROP_LOW, scene_lib.DROP_HIGH)
+      self._random_aim = np.append(xy, scene_lib.TRAY_BOTTOM_Z + 0.03)
 
   def __call__(self, observation):
     del observation
     env = self._env
-    target = env.object_positions()[self._target]
+    if self._random_aim is None:
+      target = env.object_positions()[self._target]
+    else:
+      target = self._random_aim
     ee, _ = env.gripper_pose()
     if self.early_close_prob and self._rng.uniform() < self.early_close_prob:
       return _action(env, np.zeros(3), 0.0, close=True)
@@ -197,10 +210,10 @@ class Mixed:
 
 def make(task: str, policy: str, scripted_fraction: float = 1.0, noise: float = 0.0,
          random_action_prob: float = 0.0, aim_noise: float = 0.0, diagonal_prob: float = 0.0,
-         early_close_prob: float = 0.0):
+         early_close_prob: float = 0.0, random_aim_prob: float = 0.0):
   """The collection policy named `policy` ("random" or "scripted") for `task`.
 
-  `aim_noise`, `diagonal_prob` and `early_close_prob` are the grasping script's
+  `aim_noise`, `diagonal_prob`, `early_close_prob` and `random_aim_prob` are the grasping script's
   exploration knobs (ScriptedGrasping); stacking rejects non-zero values.
   """
   if policy == "random":
@@ -208,10 +221,10 @@ def make(task: str, policy: str, scripted_fraction: float = 1.0, noise: float = 
   if policy != "scripted":
     raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
   if task == "grasping":
-    script = ScriptedGrasping(aim_noise, diagonal_prob, early_close_prob)
+    script = ScriptedGrasping(aim_noise, diagonal_prob, early_close_prob, random_aim_prob)
   elif task == "stacking":
     knobs = dict(aim_noise=aim_noise, diagonal_prob=diagonal_prob,
-                 early_close_prob=early_close_prob)
+                 early_close_prob=early_close_prob, random_aim_prob=random_aim_prob)
     if any(knobs.values()):
       raise ValueError(f"the stacking script has no exploration knobs; got {knobs}")
     script = ScriptedStacking()

@@ -124,7 +124,7 @@ class WorkerSpec:
 def _make_policy(task: str, c: Mapping[str, Any]):
   return policies.make(task, c["policy"], c["scripted_fraction"], c["noise"],
                        c["random_action_prob"], c["aim_noise"], c["diagonal_prob"],
-                       c["early_close_prob"])
+                       c["early_close_prob"], c["random_aim_prob"])
 
 
 def _clean_stale_temps(directory: str, ranges: list[tuple[int, int]]):
