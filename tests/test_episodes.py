@@ -188,5 +188,12 @@ def test_summary_counts_and_png(dataset_dir):
   lengths = [e.length for e in episodes]
   assert result["episode_length_histogram"] == {
       str(n): lengths.count(n) for n in sorted(set(lengths))}
+  # Every fixture episode ends with a close at 0.30 - 0.01 * (length - 1) >= 0.26 m: all in the top bin.
+  attempts = result["grasp_attempts_by_height"]
+  assert [(r["low"], r["high"]) for r in attempts] == [
+      (None, 0.02), (0.02, 0.05), (0.05, 0.1), (0.1, 0.2), (0.2, None)]
+  assert [r["attempts"] for r in attempts] == [0, 0, 0, 0, len(episodes)]
+  assert attempts[-1]["success"] == pytest.approx(np.mean([e.success for e in episodes]))
+  assert attempts[0]["success"] is None
   with open(os.path.join(directory, summary.SUMMARY_PNG), "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"

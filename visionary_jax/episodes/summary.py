@@ -9,11 +9,36 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from visionary_jax import action_space  # pylint: disable=g-import-not-at-top,wrong-import-position
 from visionary_jax import atomic  # pylint: disable=g-import-not-at-top,wrong-import-position
 from visionary_jax.episodes import dataset as dataset_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_PNG = "summary.png"
+# Gripper heights (metres above the tray floor) bounding the bins of `grasp_attempts_by_height`.
+ATTEMPT_HEIGHT_EDGES = (0.02, 0.05, 0.10, 0.20)
+
+
+def grasp_attempts_by_height(data: dataset_lib.Dataset) -> list[dict[str, Any]]:
+  """Terminal close commands binned by the gripper height before them, with their success.
+
+  What a grasping Q-function can learn about closing: if nearly every low
+  close succeeds, height alone predicts success. Rows: {"low", "high" (None
+  for unbounded), "attempts", "success" (None when empty)}.
+  """
+  command = data.action[:, action_space.GRIPPER_COMMAND]
+  attempt = (command[:, action_space.GRIPPER_CLOSE] > command[:, action_space.GRIPPER_OPEN]) \
+      & data.terminated
+  height = data.height[data.frame[attempt]]
+  success = data.reward[attempt] > 0
+  bins = np.searchsorted(np.asarray(ATTEMPT_HEIGHT_EDGES), height, side="right")
+  edges = (None,) + ATTEMPT_HEIGHT_EDGES + (None,)
+  rows = []
+  for b in range(len(ATTEMPT_HEIGHT_EDGES) + 1):
+    in_bin = bins == b
+    rows.append({"low": edges[b], "high": edges[b + 1], "attempts": int(in_bin.sum()),
+                 "success": float(success[in_bin].mean()) if in_bin.any() else None})
+  return rows
 
 
 def summarize(data: dataset_lib.Dataset) -> dict[str, Any]:
@@ -34,6 +59,7 @@ def summarize(data: dataset_lib.Dataset) -> dict[str, Any]:
       "mean_episode_length": float(lengths.mean()),
       "episode_length_histogram": {str(n): int(c) for n, c in enumerate(counts) if c},
       "unique_seeds": int(len(np.unique(data.episode_seed))),
+      "grasp_attempts_by_height": grasp_attempts_by_height(data),
       "bad_shards": [{"path": b.path, "problem": b.problem} for b in data.bad_shards],
   }
 
