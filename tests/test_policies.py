@@ -146,8 +146,12 @@ def test_grasping_exploration_knobs():
   np.testing.assert_allclose(a[2] * env.max_displacement, -min((0.36 - grasp_z) / 2, 0.06), atol=1e-6)
   closer = policies.ScriptedGrasping(early_close_prob=1.0)
   closer.reset(env, np.random.default_rng(0))
+  rng = np.random.default_rng(0)
+  rng.integers(1)  # reset's draw of the target object
+  rng.uniform()  # __call__'s early-close draw
   a = closer(None)
-  assert a[action_space.GRIPPER_COMMAND].tolist() == [0.0, 1.0] and not a[:3].any()
+  assert a[action_space.GRIPPER_COMMAND].tolist() == [0.0, 1.0]
+  np.testing.assert_allclose(a[:3], rng.uniform(-1.0, 1.0, 3), rtol=1e-6)  # a uniform random move first
   aimed = policies.ScriptedGrasping(aim_noise=0.02)
   offsets = []
   for seed in range(200):

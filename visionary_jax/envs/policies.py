@@ -61,7 +61,9 @@ class ScriptedGrasping:
   object once per episode, so closes near but off an object appear with their
   failures; with probability `diagonal_prob` per episode the gripper descends
   while it approaches, so mid-height states are visited; `early_close_prob` per
-  step closes wherever the gripper is, so closes at every height appear; with
+  step closes after a uniform random move wherever the gripper is, so closes at
+  every height and with every translation appear (a CEM policy otherwise finds
+  the close actions the data never shows and the Q-function over-rates); with
   probability `random_aim_prob` per episode the script aims at a uniform random
   point of the tray floor instead of an object, so low closes away from objects
   (mostly failures) contrast with the aimed ones and alignment, not height alone,
@@ -103,7 +105,8 @@ class ScriptedGrasping:
       target = self._random_aim
     ee, _ = env.gripper_pose()
     if self.early_close_prob and self._rng.uniform() < self.early_close_prob:
-      return _action(env, np.zeros(3), 0.0, close=True)
+      move = self._rng.uniform(-1.0, 1.0, 3) * env.max_displacement
+      return _action(env, move, 0.0, close=True)
     error_xy = target[:2] + self._aim_offset - ee[:2]
     tip_z = max(target[2] - 0.03, scene_lib.TRAY_BOTTOM_Z)
     grasp_z = max(tip_z + scene_lib.TIP_OFFSET, scene_lib.WORKSPACE_LOW[2])
