@@ -19,6 +19,12 @@ SUMMARY_PNG = "summary.png"
 ATTEMPT_HEIGHT_EDGES = (0.02, 0.05, 0.10, 0.20)
 
 
+def grasp_attempts(data: dataset_lib.Dataset) -> np.ndarray:
+  """bool [T]: transitions whose command is close and which end their episode (grasp attempts)."""
+  command = data.action[:, action_space.GRIPPER_COMMAND]
+  return (command[:, action_space.GRIPPER_CLOSE] > command[:, action_space.GRIPPER_OPEN]) & data.terminated
+
+
 def grasp_attempts_by_height(data: dataset_lib.Dataset) -> list[dict[str, Any]]:
   """Terminal close commands binned by the gripper height before them, with their success.
 
@@ -26,9 +32,7 @@ def grasp_attempts_by_height(data: dataset_lib.Dataset) -> list[dict[str, Any]]:
   close succeeds, height alone predicts success. Rows: {"low", "high" (None
   for unbounded), "attempts", "success" (None when empty)}.
   """
-  command = data.action[:, action_space.GRIPPER_COMMAND]
-  attempt = (command[:, action_space.GRIPPER_CLOSE] > command[:, action_space.GRIPPER_OPEN]) \
-      & data.terminated
+  attempt = grasp_attempts(data)
   height = data.height[data.frame[attempt]]
   success = data.reward[attempt] > 0
   bins = np.searchsorted(np.asarray(ATTEMPT_HEIGHT_EDGES), height, side="right")
