@@ -14,6 +14,7 @@ import json
 
 from absl import app
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 from visionary_jax import atomic
@@ -35,6 +36,7 @@ flags.mark_flags_as_required(["config"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)  # jax logs its backend search at INFO
   config = _CONFIG.value
   try:
     arch = trainer.architecture_from_flag(_ARCH.value)
