@@ -101,3 +101,21 @@ def test_dataset_from_config_checks_the_image_size(tmp_path):
   cpu = grasping_config.get_config("cpu")
   with pytest.raises(shards.ShardError, match="wrong image size 32x32.*image_size is 64"):
     dataset_lib.from_config(str(tmp_path), cpu)
+
+
+def test_terminal_fraction_oversamples_terminal_transitions(data):
+  terminal = set(np.flatnonzero(data.terminated).tolist())
+  uniform = sampler_lib.ReplaySampler(data, 8, seed=3, prefetch=0)
+  np.testing.assert_array_equal(  # 0 keeps the plain uniform stream of earlier runs
+      uniform.indices(5), np.random.default_rng([3, 5]).integers(0, data.num_transitions, 8))
+  only = sampler_lib.ReplaySampler(data, 8, seed=3, prefetch=0, terminal_fraction=1.0)
+  assert all(i in terminal for k in range(20) for i in only.indices(k).tolist())
+  half = sampler_lib.ReplaySampler(data, 8, seed=3, prefetch=0, terminal_fraction=0.5)
+  counts = [sum(i in terminal for i in half.indices(k).tolist()) for k in range(50)]
+  assert min(counts) >= 4  # 4 drawn from the terminal ones, the other 4 uniformly from all
+  share = len(terminal) / data.num_transitions
+  assert np.mean(counts) == pytest.approx(4 + 4 * share, abs=0.6)
+  with pytest.raises(ValueError, match="'terminal_fraction' is 0.5"):
+    uniform.restore(half.state())
+  with pytest.raises(ValueError, match="terminal_fraction must be in"):
+    sampler_lib.ReplaySampler(data, 8, terminal_fraction=1.5)

@@ -149,6 +149,7 @@ def replay(preset: str) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.batch_size = {"paper": 4096, "cpu": 256, "smoke": 8}[preset]  # global transitions per batch
   c.prefetch = 4  # batches prepared ahead by the background thread
+  c.terminal_fraction = 0.0  # share of each batch drawn from terminal transitions (grasp attempts), 0: uniform
   c.max_in_memory_gb = {"paper": 16.0, "cpu": 8.0, "smoke": 1.0}[preset]  # else memory-map shards
   c.skip_bad_shards = False  # True: drop invalid shards and report them instead of failing
   return c

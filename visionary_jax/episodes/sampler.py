@@ -1,4 +1,10 @@
-"""Uniform replay over a Dataset: deterministic, resumable, prefetched, sharded for pmap.
+"""Replay over a Dataset: deterministic, resumable, prefetched, sharded for pmap.
+
+Transitions are drawn uniformly; with `terminal_fraction` f > 0 a fraction f
+of every batch (rounded) is drawn uniformly from the terminal transitions
+(in grasping: the grasp attempts, where success is decided) and the batch is
+shuffled. That reweights the Bellman loss towards them, with no importance
+correction.
 
 Batch k of a sampler with seed s draws its transitions with
 `np.random.default_rng([s, k])`, so a batch depends only on (seed, k): the
@@ -16,10 +22,10 @@ from visionary_jax.episodes import dataset as dataset_lib
 
 
 class ReplaySampler:
-  """Iterator of host batches of uniform transitions; see the module docstring."""
+  """Iterator of host batches of transitions; see the module docstring."""
 
   def __init__(self, dataset: dataset_lib.Dataset, batch_size: int, num_devices: int = 1,
-               seed: int = 0, prefetch: int = 4, position: int = 0):
+               seed: int = 0, prefetch: int = 4, position: int = 0, terminal_fraction: float = 0.0):
     if batch_size < 1:
       raise ValueError(f"replay.batch_size must be >= 1, got {batch_size}")
     if num_devices < 1 or batch_size % num_devices:
@@ -27,6 +33,12 @@ class ReplaySampler:
                        "local devices")
     if prefetch < 0:
       raise ValueError(f"replay.prefetch must be >= 0, got {prefetch}")
+    if not 0.0 <= terminal_fraction <= 1.0:
+      raise ValueError(f"replay.terminal_fraction must be in [0, 1], got {terminal_fraction}")
+    self.terminal_fraction = float(terminal_fraction)
+    self._terminal = np.flatnonzero(dataset.terminated) if terminal_fraction else None
+    if self._terminal is not None and not len(self._terminal):
+      raise ValueError("replay.terminal_fraction > 0 but the dataset has no terminal transitions")
     self.dataset = dataset
     self.batch_size = int(batch_size)
     self.num_devices = int(num_devices)
@@ -40,7 +52,12 @@ class ReplaySampler:
   def indices(self, k: int) -> np.ndarray:
     """Transition indices [batch_size] of batch k."""
     rng = np.random.default_rng([self.seed, k])
-    return rng.integers(0, self.dataset.num_transitions, self.batch_size)
+    if self._terminal is None:
+      return rng.integers(0, self.dataset.num_transitions, self.batch_size)
+    terminal = int(round(self.terminal_fraction * self.batch_size))
+    chosen = np.concatenate([self._terminal[rng.integers(0, len(self._terminal), terminal)],
+                             rng.integers(0, self.dataset.num_transitions, self.batch_size - terminal)])
+    return rng.permutation(chosen)
 
   def batch(self, k: int) -> dict[str, np.ndarray]:
     """Batch k: every array shaped [num_devices, batch_size / num_devices, ...]."""
@@ -103,13 +120,16 @@ class ReplaySampler:
 
   def state(self) -> dict[str, Any]:
     """JSON-serialisable position: store it with the train state."""
-    return {"seed": self.seed, "position": self._position, "batch_size": self.batch_size,
-            "num_transitions": self.dataset.num_transitions}
+    state = {"seed": self.seed, "position": self._position, "batch_size": self.batch_size,
+             "num_transitions": self.dataset.num_transitions}
+    if self.terminal_fraction:  # absent when 0, so checkpoints written before the field resume
+      state["terminal_fraction"] = self.terminal_fraction
+    return state
 
   def restore(self, state: dict[str, Any]):
     """Continues from a saved `state()`; refuses a different seed, batch size or dataset."""
-    for key in ("seed", "batch_size", "num_transitions"):
-      mine = self.state()[key]
+    for key in ("seed", "batch_size", "num_transitions", "terminal_fraction"):
+      mine = self.state().get(key)
       if state.get(key) != mine:
         raise ValueError(f"replay state field {key!r} is {state.get(key)!r}, this sampler has "
                          f"{mine!r}")
@@ -130,4 +150,4 @@ def from_config(dataset: dataset_lib.Dataset, replay_config, seed: int, num_devi
                 position: int = 0) -> ReplaySampler:
   """A sampler from a config's `replay` section (experiments/configs/base.py:replay)."""
   return ReplaySampler(dataset, int(replay_config.batch_size), num_devices, seed,
-                       int(replay_config.prefetch), position)
+                       int(replay_config.prefetch), position, float(replay_config.terminal_fraction))
