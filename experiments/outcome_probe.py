@@ -44,11 +44,7 @@ def main(argv):
       raise ValueError("--arch must be 'baseline' or a genotype JSON file (the probe trains a fixed network)")
     if _AUGMENT_SHIFT.value < 0:
       raise ValueError(f"--augment_shift must be >= 0 pixels, got {_AUGMENT_SHIFT.value}")
-    if not config.train.dataset_dir:
-      raise ValueError("train config field 'dataset_dir' is empty: pass --config.train.dataset_dir=DIR")
-    data = dataset_lib.Dataset(config.train.dataset_dir, image_size=config.network.image_size,
-                               skip_bad_shards=config.replay.skip_bad_shards,
-                               max_in_memory_gb=config.replay.max_in_memory_gb)
+    data = dataset_lib.from_train_config(config)
     curve = outcome_probe.run(config, data, arch, _STEPS.value, _EVAL_EVERY.value, _AUGMENT_SHIFT.value,
                               _HOLDOUT_EVERY.value, log=lambda line: print(line, flush=True))
   except ValueError as e:

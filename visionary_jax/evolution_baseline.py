@@ -119,9 +119,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, seed: int,
   """
   ec = config.study.evolution
   os.makedirs(workdir, exist_ok=True)
-  data = dataset_lib.Dataset(config.train.dataset_dir, image_size=config.network.image_size,
-                             skip_bad_shards=config.replay.skip_bad_shards,
-                             max_in_memory_gb=config.replay.max_in_memory_gb)
+  data = dataset_lib.from_train_config(config)
   train_idx, heldout_idx = holdout_split(data, ec.holdout_every)
   log(f"evolution: {len(train_idx)} training and {len(heldout_idx)} held-out transitions; "
       f"{ec.population_size + ec.cycles} candidates x {ec.fitness_steps} steps")

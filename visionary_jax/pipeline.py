@@ -38,6 +38,7 @@ from visionary_jax import evolution_baseline
 from visionary_jax import genotype as genotype_lib
 from visionary_jax import one_shot
 from visionary_jax import run_files
+from visionary_jax.episodes import dataset as dataset_lib
 from visionary_jax.episodes import shards as shards_lib
 from visionary_jax.qtopt import trainer
 
@@ -86,11 +87,7 @@ def check_study(config: ml_collections.ConfigDict, variants: Sequence[str], seed
     if not os.path.isfile(sc.transfer_genotype):
       raise ValueError(f"study config field 'transfer_genotype': {sc.transfer_genotype} is not a file")
     genotype_lib.load_json(sc.transfer_genotype)
-  if not config.train.dataset_dir:
-    raise ValueError("train config field 'dataset_dir' is empty: pass --config.train.dataset_dir=DIR "
-                     "(the episodes/ directory written by experiments/collect.py)")
-  if not os.path.isdir(config.train.dataset_dir):
-    raise ValueError(f"train config field 'dataset_dir': {config.train.dataset_dir} is not a directory")
+  dataset_lib.check_train_dataset_dir(config)
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

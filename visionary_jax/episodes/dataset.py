@@ -147,3 +147,21 @@ def from_config(workdir: str, config) -> Dataset:
   return Dataset(os.path.join(workdir, "episodes"), int(config.env.image_size),
                  skip_bad_shards=bool(config.replay.skip_bad_shards),
                  max_in_memory_gb=float(config.replay.max_in_memory_gb))
+
+
+def check_train_dataset_dir(config) -> str:
+  """config.train.dataset_dir, or a ValueError naming the field when it is empty or not a directory."""
+  directory = config.train.dataset_dir
+  if not directory:
+    raise ValueError("train config field 'dataset_dir' is empty: pass --config.train.dataset_dir=DIR "
+                     "(the episodes/ directory written by experiments/collect.py)")
+  if not os.path.isdir(directory):
+    raise ValueError(f"train config field 'dataset_dir': {directory} is not a directory")
+  return directory
+
+
+def from_train_config(config) -> Dataset:
+  """The dataset at config.train.dataset_dir, read with config.network.image_size and config.replay."""
+  return Dataset(check_train_dataset_dir(config), image_size=config.network.image_size,
+                 skip_bad_shards=config.replay.skip_bad_shards,
+                 max_in_memory_gb=config.replay.max_in_memory_gb)

@@ -159,18 +159,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, arch_flag: str | Archit
   Returns the export directory, `workdir/export`.
   """
   arch = arch_flag if isinstance(arch_flag, Architecture) else architecture_from_flag(arch_flag)
-  if not config.train.dataset_dir:
-    raise ValueError("train config field 'dataset_dir' is empty: pass --config.train.dataset_dir=DIR "
-                     "(the episodes/ directory written by experiments/collect.py)")
-  if not os.path.isdir(config.train.dataset_dir):
-    raise ValueError(f"train config field 'dataset_dir': {config.train.dataset_dir} is not a directory")
+  dataset_lib.check_train_dataset_dir(config)
   processes = jax.process_count()
   if config.replay.batch_size % (processes * jax.local_device_count()):
     raise ValueError(f"replay config field 'batch_size' ({config.replay.batch_size}) must divide over "
                      f"{processes} process(es) x {jax.local_device_count()} local device(s)")
-  data = dataset_lib.Dataset(config.train.dataset_dir, image_size=config.network.image_size,
-                             skip_bad_shards=config.replay.skip_bad_shards,
-                             max_in_memory_gb=config.replay.max_in_memory_gb)
+  data = dataset_lib.from_train_config(config)
   log(f"dataset {config.train.dataset_dir}: {data.num_episodes} episodes, {data.num_transitions} transitions")
   host_replay = config.replay.copy_and_resolve_references()
   host_replay.batch_size = config.replay.batch_size // processes
