@@ -6,6 +6,11 @@ Names follow the time index of the transition (s_tm1, a_tm1, r_t, d_t, s_t):
   y = clip(r_t + gamma * (1 - d_t) * min(q_t_target1, q_t_target2), 0, 1)
 Q is a sigmoid output, so the target is a probability and the loss is the
 cross-entropy between y and Q(s_tm1, a_tm1).
+
+`conservative_penalty` is an optional offline-RL regulariser (CQL, Kumar et
+al. 2020), not part of QT-Opt: it pushes down the logits of uniformly sampled
+actions relative to the dataset's action, so CEM has less to gain from
+over-estimated actions the data never tried.
 """
 
 import jax
@@ -41,3 +46,18 @@ def log_loss(logits_tm1: jax.Array, y: jax.Array) -> tuple[jax.Array, Metrics]:
   metrics = {"loss": loss, "q_mean": jnp.mean(q_tm1), "q_std": jnp.std(q_tm1), "q_min": jnp.min(q_tm1),
              "q_max": jnp.max(q_tm1), "td_abs_error": jnp.mean(jnp.abs(q_tm1 - y))}
   return loss, metrics
+
+
+def conservative_penalty(logits_data: jax.Array, logits_sampled: jax.Array) -> tuple[jax.Array, Metrics]:
+  """CQL(H) on logits: mean over states of log-mean-exp(sampled logits) - data logit.
+
+  Args:
+    logits_data: [B] logits of the dataset's actions.
+    logits_sampled: [B, N] logits of N actions drawn uniformly from the action space.
+  Returns:
+    (penalty, metrics); the penalty is 0 when every sampled logit equals the data logit.
+  """
+  n = logits_sampled.shape[1]
+  soft_max = jax.nn.logsumexp(logits_sampled, axis=1) - jnp.log(float(n))
+  penalty = jnp.mean(soft_max - logits_data)
+  return penalty, {"conservative_penalty": penalty, "q_sampled_mean": jnp.mean(jax.nn.sigmoid(logits_sampled))}
