@@ -55,20 +55,20 @@ def test_log_loss_gradient_is_q_minus_target():
 
 
 def test_conservative_penalty_by_hand():
-  logits_data = jnp.array([1.0, 0.0])
-  logits_sampled = jnp.array([[0.0, math.log(3.0)], [0.5, 0.5]])  # log-mean-exp: log 2, 0.5
+  logits_data = jnp.array([0.5, 0.0, 2.0])
+  logits_sampled = jnp.array([[0.0, math.log(3.0)], [0.5, 0.5], [0.0, 1.0]])  # log-mean-exp: log 2, 0.5, < 1
   penalty, metrics = losses.conservative_penalty(logits_data, logits_sampled)
-  np.testing.assert_allclose(penalty, ((math.log(2.0) - 1.0) + (0.5 - 0.0)) / 2, rtol=1e-6)
-  np.testing.assert_allclose(metrics["q_sampled_mean"], (0.5 + 0.75 + 2 / (1 + math.exp(-0.5))) / 4, rtol=1e-6)
-  equal, _ = losses.conservative_penalty(jnp.array([0.7]), jnp.full((1, 5), 0.7))
-  np.testing.assert_allclose(equal, 0.0, atol=1e-6)
+  np.testing.assert_allclose(penalty, ((math.log(2.0) - 0.5) + (0.5 - 0.0) + 0.0) / 3, rtol=1e-6)
+  q = jax.nn.sigmoid(logits_sampled)
+  np.testing.assert_allclose(metrics["q_sampled_mean"], (0.5 + 0.75 + 2 * q[1, 0] + 0.5 + q[2, 1]) / 6, rtol=1e-6)
+  below, _ = losses.conservative_penalty(jnp.array([0.7]), jnp.full((1, 5), 0.6))
+  assert float(below) == 0.0
 
 
-def test_conservative_penalty_gradient_lowers_sampled_and_raises_data():
-  logits_data = jnp.array([0.2, -0.4])
+def test_conservative_penalty_gradient_lowers_sampled_only():
+  logits_data = jnp.array([0.2, 5.0])  # the second state's samples are all below its data action
   logits_sampled = jnp.array([[0.0, math.log(3.0)], [1.0, -1.0]])
   g_data, g_sampled = jax.grad(lambda d, s: losses.conservative_penalty(d, s)[0], argnums=(0, 1))(
       logits_data, logits_sampled)
-  np.testing.assert_allclose(g_data, [-0.5, -0.5], rtol=1e-6)
-  np.testing.assert_allclose(g_sampled, jax.nn.softmax(logits_sampled, axis=1) / 2, rtol=1e-6)
-  np.testing.assert_allclose(g_sampled[0], [0.125, 0.375], rtol=1e-6)
+  np.testing.assert_allclose(g_data, [0.0, 0.0])
+  np.testing.assert_allclose(g_sampled, [[0.125, 0.375], [0.0, 0.0]], rtol=1e-6)

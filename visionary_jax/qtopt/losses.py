@@ -7,10 +7,10 @@ Names follow the time index of the transition (s_tm1, a_tm1, r_t, d_t, s_t):
 Q is a sigmoid output, so the target is a probability and the loss is the
 cross-entropy between y and Q(s_tm1, a_tm1).
 
-`conservative_penalty` is an optional offline-RL regulariser (CQL, Kumar et
-al. 2020), not part of QT-Opt: it pushes down the logits of uniformly sampled
-actions relative to the dataset's action, so CEM has less to gain from
-over-estimated actions the data never tried.
+`conservative_penalty` is an optional offline-RL regulariser after CQL (Kumar
+et al. 2020), not part of QT-Opt: it pushes down the logits of uniformly
+sampled actions that score above the dataset's action, so CEM has less to gain
+from over-estimated actions the data never tried.
 """
 
 import jax
@@ -49,15 +49,20 @@ def log_loss(logits_tm1: jax.Array, y: jax.Array) -> tuple[jax.Array, Metrics]:
 
 
 def conservative_penalty(logits_data: jax.Array, logits_sampled: jax.Array) -> tuple[jax.Array, Metrics]:
-  """CQL(H) on logits: mean over states of log-mean-exp(sampled logits) - data logit.
+  """Mean over states of max(0, log-mean-exp(sampled logits) - data logit), the data logit held fixed.
+
+  Only sampled actions that outscore the dataset's action are pushed down. The
+  data term of CQL(H) would also push the data logits up, and with a sigmoid Q
+  clipped to [0, 1] that bias compounds through the Bellman targets until
+  every value saturates at 1 (seen at the `cpu` preset), so it is left out.
 
   Args:
-    logits_data: [B] logits of the dataset's actions.
+    logits_data: [B] logits of the dataset's actions (no gradient flows into them).
     logits_sampled: [B, N] logits of N actions drawn uniformly from the action space.
   Returns:
-    (penalty, metrics); the penalty is 0 when every sampled logit equals the data logit.
+    (penalty, metrics); the penalty is 0 when no state's sampled actions outscore its data action.
   """
   n = logits_sampled.shape[1]
   soft_max = jax.nn.logsumexp(logits_sampled, axis=1) - jnp.log(float(n))
-  penalty = jnp.mean(soft_max - logits_data)
+  penalty = jnp.mean(jax.nn.relu(soft_max - jax.lax.stop_gradient(logits_data)))
   return penalty, {"conservative_penalty": penalty, "q_sampled_mean": jnp.mean(jax.nn.sigmoid(logits_sampled))}
