@@ -9,8 +9,8 @@ cross-entropy between y and Q(s_tm1, a_tm1).
 
 `conservative_penalty` is an optional offline-RL regulariser after CQL (Kumar
 et al. 2020), not part of QT-Opt: it pushes down the logits of uniformly
-sampled actions that score above the dataset's action, so CEM has less to gain
-from over-estimated actions the data never tried.
+sampled actions relative to the dataset's action, so CEM has less to gain from
+over-estimated actions the data never tried.
 """
 
 import jax
@@ -49,20 +49,23 @@ def log_loss(logits_tm1: jax.Array, y: jax.Array) -> tuple[jax.Array, Metrics]:
 
 
 def conservative_penalty(logits_data: jax.Array, logits_sampled: jax.Array) -> tuple[jax.Array, Metrics]:
-  """Mean over states of max(0, log-mean-exp(sampled logits) - data logit), the data logit held fixed.
+  """CQL(H) on logits with the data action among the candidates: mean of log-mean-exp([data, sampled]) - data.
 
-  Only sampled actions that outscore the dataset's action are pushed down. The
-  data term of CQL(H) would also push the data logits up, and with a sigmoid Q
-  clipped to [0, 1] that bias compounds through the Bellman targets until
-  every value saturates at 1 (seen at the `cpu` preset), so it is left out.
+  The gradient lowers each sampled logit by its softmax share and raises the
+  data logit by 1 minus its share, so it fades once the data action outscores
+  the samples. Plain CQL(H) (log-mean-exp over the samples only) keeps raising
+  the data logits, and with a sigmoid Q clipped to [0, 1] that bias compounds
+  through the Bellman targets (seen at the `cpu` preset); a hinge on the
+  samples alone is satisfied by a constant network, which one run collapsed to.
 
   Args:
-    logits_data: [B] logits of the dataset's actions (no gradient flows into them).
+    logits_data: [B] logits of the dataset's actions.
     logits_sampled: [B, N] logits of N actions drawn uniformly from the action space.
   Returns:
-    (penalty, metrics); the penalty is 0 when no state's sampled actions outscore its data action.
+    (penalty, metrics); the penalty is 0 when all N + 1 logits of every state are equal, and
+    tends to -log(N + 1) as the data logits outscore the samples.
   """
-  n = logits_sampled.shape[1]
-  soft_max = jax.nn.logsumexp(logits_sampled, axis=1) - jnp.log(float(n))
-  penalty = jnp.mean(jax.nn.relu(soft_max - jax.lax.stop_gradient(logits_data)))
+  candidates = jnp.concatenate([logits_data[:, None], logits_sampled], axis=1)
+  soft_max = jax.nn.logsumexp(candidates, axis=1) - jnp.log(float(candidates.shape[1]))
+  penalty = jnp.mean(soft_max - logits_data)
   return penalty, {"conservative_penalty": penalty, "q_sampled_mean": jnp.mean(jax.nn.sigmoid(logits_sampled))}
