@@ -1,8 +1,10 @@
 """Success rate of an exported policy in PyBullet, with a 95 % Wilson interval.
 
   python -m experiments.evaluate --export=DIR --trials=200 [--workers=2] [--seed=0] [--split=test]
+      [--cem_num_samples=N --cem_num_elites=E --cem_iterations=I]
 
-The task and env settings come from DIR/config.json; the last line printed is
+The task and env settings come from DIR/config.json, and so does the policy's
+CEM unless a --cem_* flag replaces one of its sizes; the last line printed is
 one JSON object (without the per-trial list, which goes to --output if given).
 """
 
@@ -11,15 +13,19 @@ import json
 from absl import app
 from absl import flags
 from absl import logging
+import ml_collections
 
 from visionary_jax import atomic
 from visionary_jax import evaluation
+from visionary_jax.qtopt import cem
 
 _EXPORT = flags.DEFINE_string("export", None, "Export directory (visionary_jax.export).")
 _TRIALS = flags.DEFINE_integer("trials", 200, "Number of trials.")
 _WORKERS = flags.DEFINE_integer("workers", 2, "Worker processes (0: in this process).")
 _SEED = flags.DEFINE_integer("seed", 0, "Evaluation seed: trial t resets with trial_seed(seed, t).")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "test"], "Grasping object split.")
+_CEM_FLAGS = {field: flags.DEFINE_integer(f"cem_{field}", 0, f"Policy CEM {field}, 0: the export's config.json.")
+              for field in ("num_samples", "num_elites", "iterations")}
 _OUTPUT = flags.DEFINE_string("output", None, "Optional JSON file for the full result.")
 flags.mark_flags_as_required(["export"])
 
@@ -36,11 +42,23 @@ def main(argv):
   for key in ("task", "env"):
     if key not in config:
       raise app.UsageError(f"--export={_EXPORT.value}: config.json lacks {key!r}")
+  cem_overrides = {}
+  for field, flag in _CEM_FLAGS.items():
+    if flag.value < 0:
+      raise app.UsageError(f"--cem_{field} must be a positive integer (0: the export's), got {flag.value}")
+    if flag.value:
+      cem_overrides[field] = flag.value
+  try:
+    cem.CEMConfig.from_config(ml_collections.ConfigDict(dict(config.get("cem", {}), **cem_overrides)))
+  except ValueError as e:
+    raise app.UsageError(f"--cem_* flags with {_EXPORT.value}/config.json: {e}") from e
   try:
     result = evaluation.evaluate(_EXPORT.value, config["task"], config["env"], _TRIALS.value, _WORKERS.value,
-                                 _SEED.value, _SPLIT.value)
+                                 _SEED.value, _SPLIT.value, cem_overrides)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
+  if cem_overrides:
+    result["cem_overrides"] = cem_overrides
   if _OUTPUT.value:
     atomic.write_json(_OUTPUT.value, result)
   print(json.dumps({k: v for k, v in result.items() if k != "per_trial"}, sort_keys=True), flush=True)

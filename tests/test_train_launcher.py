@@ -75,6 +75,18 @@ def test_evaluate_launcher_and_worker_independence(trained, env, tmp_path):
   assert alone == full["per_trial"][1:]
 
 
+def test_evaluate_launcher_replaces_the_policy_cem_sizes(trained, env):
+  directory = os.path.join(trained[0], "export")
+  result = _run(env, "experiments.evaluate", f"--export={directory}", "--trials=1", "--workers=0",
+                "--cem_num_samples=4", "--cem_num_elites=2", "--cem_iterations=1")
+  summary = json.loads(result.stdout.strip().splitlines()[-1])
+  assert summary["cem_overrides"] == {"num_samples": 4, "num_elites": 2, "iterations": 1}
+  assert summary["trials"] == 1
+  bad = _run(env, "experiments.evaluate", f"--export={directory}", "--trials=1", "--cem_num_elites=1000",
+             check=False)
+  assert bad.returncode != 0 and "num_elites" in bad.stderr and "--cem_" in bad.stderr
+
+
 @pytest.mark.parametrize("args,message", [
     (("--arch=nowhere.json",), "--arch must be 'search', 'baseline' or a genotype JSON file"),
     ((), "train config field 'dataset_dir' is empty"),

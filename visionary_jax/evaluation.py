@@ -27,11 +27,11 @@ def trial_seed(seed: int, trial: int) -> int:
 
 
 def run_trials(export_dir: str, task: str, env_config: Mapping[str, Any], seed: int,
-               trials: Sequence[int]) -> list[bool]:
+               trials: Sequence[int], cem_overrides: Mapping[str, Any] | None = None) -> list[bool]:
   """Runs the given trials in this process; returns success per trial."""
   from visionary_jax import envs  # pylint: disable=g-import-not-at-top
   from visionary_jax import export  # pylint: disable=g-import-not-at-top
-  policy = export.load_policy(export_dir, seed=seed)
+  policy = export.load_policy(export_dir, seed=seed, cem_overrides=cem_overrides)
   env = envs.make(task, env_config)
   successes = []
   try:
@@ -50,13 +50,14 @@ def run_trials(export_dir: str, task: str, env_config: Mapping[str, Any], seed: 
 
 
 def _worker(args):
-  export_dir, task, env_config, seed, trials = args
+  export_dir, task, env_config, seed, trials, cem_overrides = args
   os.environ.setdefault("JAX_PLATFORMS", "cpu")
-  return run_trials(export_dir, task, env_config, seed, trials)
+  return run_trials(export_dir, task, env_config, seed, trials, cem_overrides)
 
 
 def evaluate(export_dir: str, task: str, env_config: Mapping[str, Any], trials: int, workers: int = 2,
-             seed: int = 0, split: str | None = "test") -> dict[str, Any]:
+             seed: int = 0, split: str | None = "test",
+             cem_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
   """Success rate over `trials` trials with a 95 % Wilson interval.
 
   Args:
@@ -67,6 +68,7 @@ def evaluate(export_dir: str, task: str, env_config: Mapping[str, Any], trials: 
     workers: worker processes; 0 runs the trials in this process.
     seed: evaluation seed (trial t resets with trial_seed(seed, t)).
     split: grasping object split to evaluate on (None keeps env_config's).
+    cem_overrides: policy CEM fields replacing the export's `cem` section (e.g. {"num_samples": 16}).
   Returns:
     {"trials", "successes", "success_rate", "wilson_low", "wilson_high", "per_trial"}.
   """
@@ -78,12 +80,12 @@ def evaluate(export_dir: str, task: str, env_config: Mapping[str, Any], trials: 
   if split is not None and task == "grasping":
     env_config["split"] = split
   if workers == 0:
-    per_trial = run_trials(export_dir, task, env_config, seed, range(trials))
+    per_trial = run_trials(export_dir, task, env_config, seed, range(trials), cem_overrides)
   else:
     n = min(workers, trials)
     chunks = [list(range(trials))[k::n] for k in range(n)]
     with mp.get_context("spawn").Pool(n) as pool:
-      results = pool.map(_worker, [(export_dir, task, env_config, seed, chunk) for chunk in chunks])
+      results = pool.map(_worker, [(export_dir, task, env_config, seed, chunk, cem_overrides) for chunk in chunks])
     by_trial = {}
     for chunk, result in zip(chunks, results):
       by_trial.update(zip(chunk, result))
