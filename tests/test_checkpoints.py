@@ -128,3 +128,35 @@ def test_checkpoint_of_another_architecture_names_the_leaves(tmp_path):
 def test_bad_keep_names_the_field(tmp_path):
   with pytest.raises(ValueError, match="keep_checkpoints"):
     checkpoints.Checkpoints(str(tmp_path), keep=0)
+
+
+def test_failed_evaluation_is_redone_on_resume(tmp_path):
+  """The step's checkpoint follows its evaluation, so a crash in the evaluation does not skip it on resume."""
+  from visionary_jax.episodes import dataset as dataset_lib  # pylint: disable=g-import-not-at-top
+  from visionary_jax.episodes import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
+  from visionary_jax.qtopt import trainer  # pylint: disable=g-import-not-at-top
+  c = train_run.config()
+  c.train.steps, c.train.eval_every = 4, 4
+  train_run.make_dataset(str(tmp_path / "data"))
+  data = dataset_lib.Dataset(str(tmp_path / "data"), image_size=c.network.image_size)
+  evaluated = []
+
+  def failing(step, state):
+    raise RuntimeError(f"evaluation worker died at step {step}")
+
+  def recording(step, state):
+    evaluated.append(step)
+    return {"eval/success_rate": 0.0}
+
+  for evaluate in (failing, recording):
+    batches = sampler_lib.from_config(data, c.replay, seed=c.seed, num_devices=1)
+    try:
+      if evaluate is failing:
+        with pytest.raises(RuntimeError, match="step 4"):
+          trainer.train(c, str(tmp_path / "run"), G.BASELINE, batches, evaluate=evaluate, log=lambda _: None)
+        assert checkpoints.Checkpoints(str(tmp_path / "run" / "checkpoints"), 3).latest_step() == 2
+      else:
+        trainer.train(c, str(tmp_path / "run"), G.BASELINE, batches, evaluate=evaluate, log=lambda _: None)
+    finally:
+      batches.close()
+  assert evaluated == [4]

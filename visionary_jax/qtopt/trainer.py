@@ -140,10 +140,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, b
         values["steps_per_s"] = progress.rate
         writer.write(step, values)
         log(line)
-      if step % tc.checkpoint_every == 0 or step == tc.steps:
-        ckpts.save(step, update.unreplicate(state), {"sampler": batches.state(), "architecture": description})
+      # Evaluate before checkpointing: if the evaluation fails, the resumed run redoes it.
       if evaluate is not None and tc.eval_every and step % tc.eval_every == 0:
         writer.write(step, evaluate(step, update.unreplicate(state)))
+      if step % tc.checkpoint_every == 0 or step == tc.steps:
+        ckpts.save(step, update.unreplicate(state), {"sampler": batches.state(), "architecture": description})
   finally:
     writer.close()
     ckpts.close()
