@@ -52,26 +52,3 @@ def test_log_loss_gradient_is_q_minus_target():
   y = jnp.array([0.9, 0.1, 0.4])
   g = jax.grad(lambda l: losses.log_loss(l, y)[0])(logits)
   np.testing.assert_allclose(g, (jax.nn.sigmoid(logits) - y) / 3, rtol=1e-5)
-
-
-def test_conservative_penalty_by_hand():
-  logits_data = jnp.array([0.0, 0.5])
-  logits_sampled = jnp.array([[0.0, math.log(4.0)], [0.5, 0.5]])  # log-mean-exp of [data, sampled]: log 2, 0.5
-  penalty, metrics = losses.conservative_penalty(logits_data, logits_sampled)
-  np.testing.assert_allclose(penalty, ((math.log(2.0) - 0.0) + (0.5 - 0.5)) / 2, rtol=1e-6)
-  q = jax.nn.sigmoid(logits_sampled)
-  np.testing.assert_allclose(metrics["q_sampled_mean"], (0.5 + 0.8 + 2 * q[1, 0]) / 4, rtol=1e-6)
-  far_below, _ = losses.conservative_penalty(jnp.array([0.0]), jnp.full((1, 3), -100.0))
-  np.testing.assert_allclose(far_below, -math.log(4.0), rtol=1e-6)
-
-
-def test_conservative_penalty_gradient_by_hand():
-  logits_data = jnp.array([0.0, 0.5])
-  logits_sampled = jnp.array([[0.0, math.log(4.0)], [0.5, 0.5]])  # softmax [1/6, 1/6, 4/6] and [1/3] * 3
-  g_data, g_sampled = jax.grad(lambda d, s: losses.conservative_penalty(d, s)[0], argnums=(0, 1))(
-      logits_data, logits_sampled)
-  np.testing.assert_allclose(g_data, [(1 / 6 - 1) / 2, (1 / 3 - 1) / 2], rtol=1e-6)  # data raised
-  np.testing.assert_allclose(g_sampled, [[1 / 12, 4 / 12], [1 / 6, 1 / 6]], rtol=1e-6)  # samples lowered
-  # A constant network is not a stationary point (the hinge variant's failure).
-  g_const = jax.grad(lambda d: losses.conservative_penalty(d, jnp.zeros((1, 3)))[0])(jnp.zeros((1,)))
-  np.testing.assert_allclose(g_const, [-0.75], rtol=1e-6)

@@ -1,7 +1,5 @@
 """The pmapped QT-Opt update: device-count invariance, single trace, targets, partitions, joint search step."""
 
-import dataclasses
-import math
 import os
 import subprocess
 import sys
@@ -47,11 +45,8 @@ def test_update_on_2_and_4_devices_equals_one_device(tmp_path):
     for key in one:
       np.testing.assert_allclose(runs[n][key], one[key], rtol=2e-4, atol=1e-6, err_msg=f"{n} devices: {key}")
   # The update moved the weights (the comparison is not between two untouched states).
-  for name in ("plain", "conservative"):
-    assert one[f"{name}['metrics']['update_norm']"] > 0
-    assert 0.0 < one[f"{name}['metrics']['target_mean']"] < 1.0
-  assert one["conservative['metrics']['conservative_penalty']"] != 0.0
-  assert "plain['metrics']['conservative_penalty']" not in one
+  assert one["['metrics']['update_norm']"] > 0
+  assert 0.0 < one["['metrics']['target_mean']"] < 1.0
 
 
 @pytest.fixture(scope="module")
@@ -156,41 +151,3 @@ def test_bad_batch_names_the_key():
   b = update_fixtures.batch(32, 4)
   with pytest.raises(ValueError, match="one slice per local device"):
     update.check_batch(b, leading=2)
-
-
-def test_conservative_loss_equals_full_forward_passes_by_hand(cfg, baseline):
-  """log loss + w * (log-mean-exp of [data, uniform actions] logits - data logit), from full forward passes."""
-  from visionary_jax.qtopt import cem, losses  # pylint: disable=g-import-not-at-top
-  ucfg = dataclasses.replace(update.UpdateConfig.from_config(cfg.train), conservative_weight=0.5,
-                             conservative_samples=3)
-  state = update_fixtures.initial_state(baseline, cfg)
-  single = {k: v[0] for k, v in update_fixtures.batch(baseline.spec.image_size, 4, seed=2).items()}
-  keys = update.transition_keys(state.rng, state.step, 4, None)
-  y = jnp.linspace(0.1, 0.9, 4)
-  loss, metrics = update.loss_fn(state.trainable, baseline, single, y, keys, ucfg)
-  state_sa = np.stack([single["gripper_closed"], single["height"]], -1)
-  forward = lambda a: baseline.apply({"params": state.params}, single["image"], np.concatenate([a, state_sa], -1))
-  logit_data = forward(single["action"])
-  sampled = update.uniform_actions(jax.vmap(lambda k: jax.random.fold_in(k, 3))(keys), 3)
-  assert sampled.shape == (4, 3, 7)
-  np.testing.assert_allclose(sampled[..., 3] ** 2 + sampled[..., 4] ** 2, 1.0, rtol=1e-5)  # (sin, cos)
-  np.testing.assert_allclose(sampled[..., 5] + sampled[..., 6], 1.0)  # one-hot gripper
-  assert float(jnp.max(jnp.abs(sampled[..., :3]))) <= cem.HIGH
-  logit_sampled = jnp.stack([forward(sampled[:, j]) for j in range(3)], axis=1)
-  bellman, _ = losses.log_loss(logit_data, y)
-  lme = jax.nn.logsumexp(jnp.concatenate([logit_data[:, None], logit_sampled], 1), axis=1) - math.log(4.0)
-  np.testing.assert_allclose(metrics["bellman_loss"], bellman, rtol=1e-5)
-  excess = jnp.mean(lme - logit_data)
-  np.testing.assert_allclose(metrics["conservative_penalty"], excess, rtol=1e-4, atol=1e-6)
-  np.testing.assert_allclose(loss, bellman + 0.5 * excess, rtol=1e-5)
-  plain, _ = update.loss_fn(state.trainable, baseline, single, y, keys, dataclasses.replace(ucfg,
-                                                                                            conservative_weight=0.0))
-  np.testing.assert_allclose(plain, bellman, rtol=1e-5)
-
-
-@pytest.mark.parametrize("field,value", [("conservative_weight", -1.0), ("conservative_samples", 0)])
-def test_bad_conservative_config_names_the_field(cfg, field, value):
-  train = cfg.train.copy_and_resolve_references()
-  train[field] = value
-  with pytest.raises(ValueError, match=field):
-    update.UpdateConfig.from_config(train)

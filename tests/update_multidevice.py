@@ -21,13 +21,10 @@ def main(n: int, out: str):
   cfg = update_fixtures.config("smoke")
   network = qnetwork.build(cfg.network, G.BASELINE)
   arrays = {}
-  conservative = cfg.copy_and_resolve_references()
-  conservative.train.conservative_weight = 1.0  # the penalty's uniform actions are keyed per transition too
   for devices in sorted({1, 2, n}):
-    for name, c in (("plain", cfg), ("conservative", conservative)):
-      state, metrics = update_fixtures.one_update(network, c, devices, global_batch=8)
-      for path, leaf in jax.tree_util.tree_leaves_with_path({"state": state, "metrics": metrics}):
-        arrays[f"{devices}{name}{jax.tree_util.keystr(path)}"] = np.asarray(leaf)
+    state, metrics = update_fixtures.one_update(network, cfg, devices, global_batch=8)
+    for path, leaf in jax.tree_util.tree_leaves_with_path({"state": state, "metrics": metrics}):
+      arrays[f"{devices}{jax.tree_util.keystr(path)}"] = np.asarray(leaf)
   np.savez(out, **arrays)
 
 

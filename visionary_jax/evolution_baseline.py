@@ -5,7 +5,6 @@ made of a short QT-Opt training run and runs it under a workdir so that a rerun
 reuses every fitness already recorded.
 """
 
-import dataclasses
 import functools
 import itertools
 import os
@@ -72,8 +71,7 @@ def heldout_loss(trainable: Mapping[str, Any], target: Mapping[str, Any], lagged
   b = batch["reward"].shape[0]
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(b))
   y, _ = update.bellman_targets(network, config, target, lagged, batch, keys)
-  bellman_only = dataclasses.replace(config, conservative_weight=0.0)  # the error, without the regulariser
-  loss, _ = update.loss_fn(trainable, network, batch, y, keys, bellman_only)
+  loss, _ = update.loss_fn(trainable, network, batch, y)
   return loss
 
 

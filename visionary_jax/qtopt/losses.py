@@ -6,11 +6,6 @@ Names follow the time index of the transition (s_tm1, a_tm1, r_t, d_t, s_t):
   y = clip(r_t + gamma * (1 - d_t) * min(q_t_target1, q_t_target2), 0, 1)
 Q is a sigmoid output, so the target is a probability and the loss is the
 cross-entropy between y and Q(s_tm1, a_tm1).
-
-`conservative_penalty` is an optional offline-RL regulariser after CQL (Kumar
-et al. 2020), not part of QT-Opt: it pushes down the logits of uniformly
-sampled actions relative to the dataset's action, so CEM has less to gain from
-over-estimated actions the data never tried.
 """
 
 import jax
@@ -46,26 +41,3 @@ def log_loss(logits_tm1: jax.Array, y: jax.Array) -> tuple[jax.Array, Metrics]:
   metrics = {"loss": loss, "q_mean": jnp.mean(q_tm1), "q_std": jnp.std(q_tm1), "q_min": jnp.min(q_tm1),
              "q_max": jnp.max(q_tm1), "td_abs_error": jnp.mean(jnp.abs(q_tm1 - y))}
   return loss, metrics
-
-
-def conservative_penalty(logits_data: jax.Array, logits_sampled: jax.Array) -> tuple[jax.Array, Metrics]:
-  """CQL(H) on logits with the data action among the candidates: mean of log-mean-exp([data, sampled]) - data.
-
-  The gradient lowers each sampled logit by its softmax share and raises the
-  data logit by 1 minus its share, so it fades once the data action outscores
-  the samples. Plain CQL(H) (log-mean-exp over the samples only) keeps raising
-  the data logits, and with a sigmoid Q clipped to [0, 1] that bias compounds
-  through the Bellman targets (seen at the `cpu` preset); a hinge on the
-  samples alone is satisfied by a constant network, which one run collapsed to.
-
-  Args:
-    logits_data: [B] logits of the dataset's actions.
-    logits_sampled: [B, N] logits of N actions drawn uniformly from the action space.
-  Returns:
-    (penalty, metrics); the penalty is 0 when all N + 1 logits of every state are equal, and
-    tends to -log(N + 1) as the data logits outscore the samples.
-  """
-  candidates = jnp.concatenate([logits_data[:, None], logits_sampled], axis=1)
-  soft_max = jax.nn.logsumexp(candidates, axis=1) - jnp.log(float(candidates.shape[1]))
-  penalty = jnp.mean(soft_max - logits_data)
-  return penalty, {"conservative_penalty": penalty, "q_sampled_mean": jnp.mean(jax.nn.sigmoid(logits_sampled))}

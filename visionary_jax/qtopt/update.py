@@ -44,8 +44,6 @@ class UpdateConfig:
   lag: int
   target_cem: cem.CEMConfig
   augment_shift: int = 0  # pixels; s and s' are shifted independently (augment.py), 0: off
-  conservative_weight: float = 0.0  # weight of losses.conservative_penalty (CQL), 0: plain QT-Opt
-  conservative_samples: int = 8  # uniform actions per state the penalty scores
 
   def __post_init__(self):
     if not 0 <= self.gamma <= 1:
@@ -57,19 +55,11 @@ class UpdateConfig:
     if not isinstance(self.augment_shift, int) or self.augment_shift < 0:
       raise ValueError(f"train config field 'augment_shift' must be an integer >= 0 (pixels), "
                        f"got {self.augment_shift!r}")
-    if not isinstance(self.conservative_weight, (int, float)) or not 0 <= self.conservative_weight < float("inf"):
-      raise ValueError(f"train config field 'conservative_weight' must be a finite number >= 0, "
-                       f"got {self.conservative_weight!r}")
-    if (not isinstance(self.conservative_samples, int) or isinstance(self.conservative_samples, bool)
-        or self.conservative_samples < 1):
-      raise ValueError(f"train config field 'conservative_samples' must be a positive integer, "
-                       f"got {self.conservative_samples!r}")
 
   @classmethod
   def from_config(cls, train: ml_collections.ConfigDict) -> "UpdateConfig":
     return cls(gamma=float(train.gamma), polyak=float(train.polyak), lag=train.lag,
-               target_cem=cem.CEMConfig.from_config(train.target_cem), augment_shift=train.augment_shift,
-               conservative_weight=train.conservative_weight, conservative_samples=train.conservative_samples)
+               target_cem=cem.CEMConfig.from_config(train.target_cem), augment_shift=train.augment_shift)
 
 
 def random_batch(image_size: int, global_batch: int, num_devices: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
@@ -153,40 +143,14 @@ def bellman_targets(network: qnetwork.QNetwork, config: UpdateConfig, target: An
                                         qnetwork.q_value(logit_t1), qnetwork.q_value(logit_t2), config.gamma)
 
 
-def uniform_actions(keys: jax.Array, num: int) -> jax.Array:
-  """[B] keys -> [B, num, 7] actions drawn uniformly: translation and yaw parameter in [-1, 1], fair gripper."""
-  def draw(key):
-    k_continuous, k_close = jax.random.split(key)
-    continuous = jax.random.uniform(k_continuous, (num, cem.CONTINUOUS_DIM), minval=cem.LOW, maxval=cem.HIGH)
-    return cem.to_action(continuous, jax.random.bernoulli(k_close, 0.5, (num,)))
-  return jax.vmap(draw)(keys)
-
-
-def loss_fn(trainable: dict[str, Any], network: qnetwork.QNetwork, batch: Batch, y: jax.Array, keys: jax.Array,
-            config: UpdateConfig) -> tuple[jax.Array, Metrics]:
-  """Log loss of Q(s, a) against fixed targets y [B] (plus the conservative penalty if weighted).
-
-  Differentiable in weights and architecture. keys [B] draw the penalty's
-  uniform actions (fold_in 3 of each transition's key).
-  """
+def loss_fn(trainable: dict[str, Any], network: qnetwork.QNetwork, batch: Batch,
+            y: jax.Array) -> tuple[jax.Array, Metrics]:
+  """Log loss of Q(s, a) against fixed targets y [B]; differentiable in weights and architecture."""
   b = y.shape[0]
-  variables = train_state_lib.as_variables(trainable)
-  state = _state(batch["gripper_closed"], batch["height"])
-  action = batch["action"].reshape(b, action_space.ACTION_DIM).astype(jnp.float32)
-  if not config.conservative_weight:
-    logits = network.apply(variables, batch["image"], jnp.concatenate([action, state], axis=-1))
-    return losses.log_loss(logits, y)
-  # One encode per state; the data action and the uniform actions are scored in one call.
-  sampled = uniform_actions(jax.vmap(lambda k: jax.random.fold_in(k, 3))(keys), config.conservative_samples)
-  actions = jnp.concatenate([action[:, None], sampled], axis=1)  # [B, 1 + N, 7]
-  embedding = network.apply(variables, batch["image"], method=qnetwork.QNetwork.encode)
-  logits = network.apply(variables, embedding, cem.with_state(actions, state), method=qnetwork.QNetwork.score)
-  loss, metrics = losses.log_loss(logits[:, 0], y)
-  penalty, penalty_metrics = losses.conservative_penalty(logits[:, 0], logits[:, 1:])
-  metrics.update(penalty_metrics, bellman_loss=loss)
-  loss = loss + config.conservative_weight * penalty
-  metrics["loss"] = loss
-  return loss, metrics
+  state_action = jnp.concatenate([batch["action"].reshape(b, action_space.ACTION_DIM).astype(jnp.float32),
+                                  _state(batch["gripper_closed"], batch["height"])], axis=-1)
+  logits = network.apply(train_state_lib.as_variables(trainable), batch["image"], state_action)
+  return losses.log_loss(logits, y)
 
 
 def _norm(tree) -> jax.Array:
@@ -194,15 +158,11 @@ def _norm(tree) -> jax.Array:
   return optax.tree.norm(leaves) if leaves else jnp.zeros((), jnp.float32)
 
 
-def gradient_step(state: train_state_lib.TrainState, batch: Batch, y: jax.Array, keys: jax.Array, *,
-                  network: qnetwork.QNetwork, optimizer: optax.GradientTransformation, config: UpdateConfig,
+def gradient_step(state: train_state_lib.TrainState, batch: Batch, y: jax.Array, *, network: qnetwork.QNetwork,
+                  optimizer: optax.GradientTransformation, config: UpdateConfig,
                   axis_name: str | None = None) -> tuple[train_state_lib.TrainState, Metrics]:
-  """Forward, backward and optimiser step against given targets, then the target-network updates.
-
-  keys [B]: the transitions' PRNG keys (used by the conservative penalty only).
-  """
-  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.trainable, network, batch, y, keys,
-                                                                  config)
+  """Forward, backward and optimiser step against given targets, then the target-network updates."""
+  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.trainable, network, batch, y)
   if axis_name:
     grads = jax.lax.pmean(grads, axis_name)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.trainable)
@@ -250,7 +210,7 @@ def train_step(state: train_state_lib.TrainState, batch: Batch, *, network: qnet
   keys = transition_keys(state.rng, state.step, b, axis_name)
   batch = augment_batch(batch, keys, config.augment_shift)
   y, target_metrics = bellman_targets(network, config, state.target, state.lagged, batch, keys)
-  state, metrics = gradient_step(state, batch, y, keys, network=network, optimizer=optimizer, config=config,
+  state, metrics = gradient_step(state, batch, y, network=network, optimizer=optimizer, config=config,
                                  axis_name=axis_name)
   metrics.update(target_metrics)
   return state, _reduce(metrics, axis_name)
