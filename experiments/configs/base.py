@@ -160,9 +160,12 @@ def study(preset: str) -> ml_collections.ConfigDict:
 
   Every (variant, seed) run searches (search variants), derives, then retrains
   the derived genotype from scratch for `retrain_steps` with the `train`
-  section's hyper-parameters, as the baseline is trained. `cpu`: one search or
-  retrain takes about 15-30 minutes on this 2-core machine, so the whole study
-  is an overnight job; run parts of it with --variants / --seeds.
+  section's hyper-parameters, as the baseline is trained. `cpu`: 800 steps,
+  because no learning-check run improved after its first 900 steps
+  (docs/results/learning_check_grasping_cpu.md); a baseline run then takes
+  about 11 minutes on this 2-core machine and a one-shot search about 45, so
+  the whole study spans several sessions: run parts of it with --variants /
+  --seeds, rerunning a command resumes it.
   """
   check_preset(preset)
   c = ml_collections.ConfigDict()
@@ -170,9 +173,9 @@ def study(preset: str) -> ml_collections.ConfigDict:
   # visionary (both), evolution (regularized evolution), transfer (needs transfer_genotype).
   c.variants = ("baseline", "fusion_only", "attention_only", "visionary", "evolution")
   c.seeds = {"paper": 15, "cpu": 5, "smoke": 2}[preset]  # runs per variant, seeds 0 .. seeds - 1
-  c.search_steps = {"paper": 80_000, "cpu": 2000, "smoke": 4}[preset]  # gradient steps of one one-shot search
-  c.retrain_steps = {"paper": 80_000, "cpu": 2000, "smoke": 4}[preset]  # steps of every final training run
-  c.eval_every = {"paper": 1000, "cpu": 500, "smoke": 2}[preset]  # steps between evaluations of a retrain
+  c.search_steps = {"paper": 80_000, "cpu": 800, "smoke": 4}[preset]  # gradient steps of one one-shot search
+  c.retrain_steps = {"paper": 80_000, "cpu": 800, "smoke": 4}[preset]  # steps of every final training run
+  c.eval_every = {"paper": 1000, "cpu": 400, "smoke": 2}[preset]  # steps between evaluations of a retrain
   c.eval_trials = {"paper": 200, "cpu": 50, "smoke": 1}[preset]  # PyBullet trials per evaluation
   c.transfer_genotype = ""  # genotype JSON trained by the `transfer` variant (e.g. found on grasping)
   # Regularized evolution over the same genotype space (visionary_jax/evolution.py). Fitness: minus the
