@@ -13,11 +13,10 @@ import json
 from absl import app
 from absl import flags
 from absl import logging
-import ml_collections
 
 from visionary_jax import atomic
 from visionary_jax import evaluation
-from visionary_jax.qtopt import cem
+from visionary_jax import export
 
 _EXPORT = flags.DEFINE_string("export", None, "Export directory (visionary_jax.export).")
 _TRIALS = flags.DEFINE_integer("trials", 200, "Number of trials.")
@@ -49,7 +48,7 @@ def main(argv):
     if flag.value:
       cem_overrides[field] = flag.value
   try:
-    cem.CEMConfig.from_config(ml_collections.ConfigDict(dict(config.get("cem", {}), **cem_overrides)))
+    export.policy_cem_config(config.get("cem", {}), cem_overrides)
   except ValueError as e:
     raise app.UsageError(f"--cem_* flags with {_EXPORT.value}/config.json: {e}") from e
   try:

@@ -148,15 +148,15 @@ def test_failed_evaluation_is_redone_on_resume(tmp_path):
     evaluated.append(step)
     return {"eval/success_rate": 0.0}
 
-  for evaluate in (failing, recording):
+  def train(evaluate):
     batches = sampler_lib.from_config(data, c.replay, seed=c.seed, num_devices=1)
     try:
-      if evaluate is failing:
-        with pytest.raises(RuntimeError, match="step 4"):
-          trainer.train(c, str(tmp_path / "run"), G.BASELINE, batches, evaluate=evaluate, log=lambda _: None)
-        assert checkpoints.Checkpoints(str(tmp_path / "run" / "checkpoints"), 3).latest_step() == 2
-      else:
-        trainer.train(c, str(tmp_path / "run"), G.BASELINE, batches, evaluate=evaluate, log=lambda _: None)
+      trainer.train(c, str(tmp_path / "run"), G.BASELINE, batches, evaluate=evaluate, log=lambda _: None)
     finally:
       batches.close()
+
+  with pytest.raises(RuntimeError, match="step 4"):
+    train(failing)
+  assert checkpoints.Checkpoints(str(tmp_path / "run" / "checkpoints"), 3).latest_step() == 2
+  train(recording)
   assert evaluated == [4]

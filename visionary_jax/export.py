@@ -168,6 +168,14 @@ class Policy:
     return action[0].astype(np.float32)
 
 
+def policy_cem_config(cem_section: Mapping[str, Any], cem_overrides: Mapping[str, Any] | None = None) -> cem.CEMConfig:
+  """The policy's CEM sizes: an export config's `cem` section, `cem_overrides` replacing fields.
+
+  Raises ValueError naming the field when the result is not a valid CEM config.
+  """
+  return cem.CEMConfig.from_config(ml_collections.ConfigDict(dict(cem_section, **(cem_overrides or {}))))
+
+
 def load_policy(directory: str, seed: int = 0, cem_overrides: Mapping[str, Any] | None = None) -> Policy:
   """The exported network as a Policy; every inconsistency is a ValueError naming the file."""
   directory = os.path.abspath(directory)
@@ -182,10 +190,8 @@ def load_policy(directory: str, seed: int = 0, cem_overrides: Mapping[str, Any] 
       raise ValueError(f"export {directory}: config.json lacks the {section!r} section")
   genotype = genotype_lib.load_json(os.path.join(directory, "genotype.json"))
   network = qnetwork.QNetwork(qnetwork.NetworkSpec.from_config(config.network), genotype)
-  cem_values = dict(config.cem)
-  cem_values.update(cem_overrides or {})
   try:
-    cem_config = cem.CEMConfig.from_config(ml_collections.ConfigDict(cem_values))
+    cem_config = policy_cem_config(config.cem, cem_overrides)
   except ValueError as e:
     raise ValueError(f"export {directory}: config.json: {e}") from None
   return Policy(network, load_variables(directory, network), cem_config, genotype, seed)
