@@ -182,6 +182,29 @@ def test_make_rejects_bad_config():
     envs.make("grasping", config.env, image_size=2)
 
 
+def _colourful_pixels(image):
+  """Pixels whose channels differ by > 60: the objects; the tray, table and gripper are grey."""
+  image = image.astype(np.int32)
+  return int(((image.max(-1) - image.min(-1)) > 60).sum())
+
+
+def test_camera_fov_frames_the_tray_and_old_configs_keep_the_original_camera():
+  config = grasping_config.get_config("smoke")
+  images = {}
+  for fov in (40.0, 28.0):
+    e = envs.make("grasping", config.env, camera_fov=fov, image_size=64)
+    images[fov] = e.reset(seed=3)[0]["image"]
+    e.close()
+  # The same scene seen through a narrower field of view: the objects cover more pixels.
+  assert _colourful_pixels(images[28.0]) > 1.5 * _colourful_pixels(images[40.0]) > 0
+  legacy = {k: v for k, v in config.env.items() if k != "camera_fov"}
+  e = envs.make("grasping", legacy, image_size=64)
+  np.testing.assert_array_equal(e.reset(seed=3)[0]["image"], images[40.0])
+  e.close()
+  with pytest.raises(ValueError, match="camera fov must be in"):
+    envs.make("grasping", config.env, camera_fov=0.0)
+
+
 @pytest.mark.parametrize("preset", ["paper", "cpu", "smoke"])
 @pytest.mark.parametrize("task", ["grasping", "stacking"])
 def test_env_image_size_is_the_network_input_size(task, preset):

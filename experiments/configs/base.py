@@ -106,6 +106,7 @@ def env(preset: str, task: str) -> ml_collections.ConfigDict:
   _check_task(task)
   c = ml_collections.ConfigDict()
   c.image_size = network(preset).image_size  # camera image side, pixels; must match the network
+  c.camera_fov = 40.0  # vertical field of view of the fixed camera, degrees (28 frames the tray)
   c.renderer = "tiny"  # "tiny" (TinyRenderer, CPU) or "egl" (PyBullet's EGL plugin, if it loads)
   c.max_steps = {"grasping": 15, "stacking": 30}[task]  # actions per episode before truncation
   c.num_objects = {"grasping": 5, "stacking": 2}[task]  # random objects, or blocks to stack

@@ -8,15 +8,16 @@ TASKS = ("grasping", "stacking")
 
 _FIELDS = ("image_size", "max_steps", "num_objects", "split", "max_displacement", "max_rotation",
            "time_step", "solver_iterations", "action_repeat", "settle_steps", "gripper_steps",
-           "lift_steps", "stable_steps", "renderer")
+           "lift_steps", "stable_steps", "renderer", "camera_fov")
+# Configs written before the field existed (old exports) rendered with the original camera.
+_LEGACY_DEFAULTS = {"camera_fov": 40.0}
 
 
 def make(task: str, env_config: Mapping[str, Any], **overrides):
   """Builds the task's env from a config's `env` section (experiments/configs/base.py:env)."""
   if task not in TASKS:
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-  c = dict(env_config)
-  c.update(overrides)
+  c = {**_LEGACY_DEFAULTS, **dict(env_config), **overrides}
   missing = [f for f in _FIELDS if f not in c]
   if missing:
     raise ValueError(f"env config is missing field(s) {missing}")
@@ -29,7 +30,8 @@ def make(task: str, env_config: Mapping[str, Any], **overrides):
       gripper_steps=int(c["gripper_steps"]))
   common = dict(image_size=int(c["image_size"]), max_steps=int(c["max_steps"]),
                 max_displacement=float(c["max_displacement"]),
-                max_rotation=float(c["max_rotation"]), physics=physics, renderer=c["renderer"])
+                max_rotation=float(c["max_rotation"]), physics=physics, renderer=c["renderer"],
+                camera=scene_lib.Camera(fov=float(c["camera_fov"])))
   if task == "grasping":
     from visionary_jax.envs import grasping  # pylint: disable=g-import-not-at-top
     return grasping.Grasping(num_objects=int(c["num_objects"]), split=c["split"],

@@ -89,6 +89,8 @@ class Scene:
                renderer: str = "tiny"):
     if image_size < 8:
       raise ValueError(f"image_size must be >= 8 pixels, got {image_size}")
+    if not 0.0 < camera.fov < 180.0:
+      raise ValueError(f"camera fov must be in (0, 180) degrees, got {camera.fov}")
     if renderer not in RENDERERS:
       raise ValueError(f"renderer must be one of {RENDERERS}, got {renderer!r}")
     self.image_size = int(image_size)
