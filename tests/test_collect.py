@@ -135,3 +135,7 @@ def test_resume_refuses_a_workdir_of_another_seed_or_size(tmp_path):
   cpu = grasping_config.get_config("cpu")
   with pytest.raises(ValueError, match=r"'image_size': 32.*'image_size': 64"):
     collect.collect(cpu, str(tmp_path), num_episodes=2, print_fn=lambda line: None)
+  config.seed = 0
+  config.env.camera_fov = 28.0
+  with pytest.raises(ValueError, match=r"'camera_fov': 40.0.*'camera_fov': 28.0"):
+    collect.collect(config, str(tmp_path), num_episodes=2, print_fn=lambda line: None)

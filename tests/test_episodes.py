@@ -132,6 +132,34 @@ def test_wrong_image_size_is_rejected(dataset_dir):
     dataset_lib.Dataset(str(directory), image_size=64)
 
 
+def test_shards_record_their_camera_and_another_camera_is_rejected(dataset_dir):
+  directory, _, paths = dataset_dir
+  assert shards.check_shard(paths[0])[0]["camera_fov"] == shards.LEGACY_CAMERA_FOV
+  dataset_lib.Dataset(str(directory), camera_fov=40.0)
+  with pytest.raises(shards.ShardError, match=f"{os.path.basename(paths[0])}: rendered with "
+                     r"camera_fov 40.0, the config's env.camera_fov is 28.0"):
+    dataset_lib.Dataset(str(directory), camera_fov=28.0)
+  other = directory / "narrow"
+  other.mkdir()
+  narrow = shards.write_shard(str(other), [fixtures.make_episode(0, 3)], "grasping",
+                              camera_fov=28.0)
+  assert dataset_lib.Dataset(str(other), camera_fov=28.0).num_episodes == 1
+  # A sidecar from before the field existed was rendered with the original camera.
+  side = shards.sidecar_path(narrow)
+  with open(side) as f:
+    meta = json.load(f)
+  del meta["camera_fov"]
+  with open(side, "w") as f:
+    json.dump(meta, f)
+  with pytest.raises(shards.ShardError, match="rendered with camera_fov 40.0"):
+    dataset_lib.Dataset(str(other), camera_fov=28.0)
+  meta["camera_fov"] = "wide"
+  with open(side, "w") as f:
+    json.dump(meta, f)
+  with pytest.raises(shards.ShardError, match="camera_fov must be a number, got 'wide'"):
+    dataset_lib.Dataset(str(other))
+
+
 def test_nan_reward_is_rejected(tmp_path):
   e = fixtures.make_episode(0, 3)
   e.reward[1] = np.nan

@@ -99,11 +99,13 @@ def completed_ranges(directory: str) -> list[tuple[int, int]]:
   return [shards_lib.shard_range(p) for p in shards_lib.list_shards(directory)]
 
 
-def check_existing(directory: str, task: str, config_seed: int, image_size: int):
-  """Refuses to resume into a directory holding another task's, seed's or image size's shards."""
-  want = {"task": task, "config_seed": config_seed, "image_size": image_size}
+def check_existing(directory: str, task: str, config_seed: int, image_size: int,
+                   camera_fov: float = shards_lib.LEGACY_CAMERA_FOV):
+  """Refuses to resume into a directory holding another task's, seed's, image size's or camera's shards."""
+  want = {"task": task, "config_seed": config_seed, "image_size": image_size,
+          "camera_fov": float(camera_fov)}
   for side, meta in shards_lib.iter_sidecars(directory):
-    have = {k: meta[k] for k in want}
+    have = {**{k: meta.get(k) for k in want}, "camera_fov": shards_lib.camera_fov(meta)}
     if have != want:
       raise ValueError(f"{side}: the workdir holds episodes with {have}, this run is {want}; "
                        "use another --workdir")
@@ -156,7 +158,8 @@ def worker(spec: WorkerSpec, report: Callable[[tuple], None]):
           episode = run_episode(env, policy, spec.seed, index)
         episodes.append(episode)
         report(("episode", episode.success))
-      shards_lib.write_shard(spec.directory, episodes, spec.task, spec.seed)
+      shards_lib.write_shard(spec.directory, episodes, spec.task, spec.seed,
+                             float(spec.env_config["camera_fov"]))
       report(("shard", start, end))
   finally:
     env.close()
@@ -215,7 +218,8 @@ def collect(config, workdir: str, num_episodes: int | None = None, local_workers
   os.makedirs(directory, exist_ok=True)
   per_shard = int(c.episodes_per_shard)
   num_global = num_workers * local_workers
-  check_existing(directory, config.task, int(config.seed), int(config.env.image_size))
+  check_existing(directory, config.task, int(config.seed), int(config.env.image_size),
+                 float(config.env.camera_fov))
   todo = missing_ranges(num_episodes, per_shard, completed_ranges(directory))
   specs = []
   for local in range(local_workers):

@@ -25,7 +25,7 @@ class Dataset:
 
   def __init__(self, directory: str, image_size: int | None = None, skip_bad_shards: bool = False,
                max_in_memory_gb: float = 8.0, mmap: bool | None = None,
-               verify_checksum: bool = True):
+               verify_checksum: bool = True, camera_fov: float | None = None):
     """Validates every shard; raises ShardError naming the first bad one unless skipping.
 
     Args:
@@ -36,6 +36,7 @@ class Dataset:
       max_in_memory_gb: above this many GB of images, memory-map (when `mmap` is None).
       mmap: force memory-mapping (True) or loading (False); None decides by size.
       verify_checksum: recompute each shard's SHA-256.
+      camera_fov: expected camera field of view (config.env.camera_fov); None accepts any.
     """
     self.directory = directory
     self.bad_shards: list[BadShard] = []
@@ -54,7 +55,8 @@ class Dataset:
     self.mmap = bool(use_mmap)
     for path in paths:
       try:
-        meta, arrays = shards_lib.check_shard(path, image_size, verify_checksum, mmap=self.mmap)
+        meta, arrays = shards_lib.check_shard(path, image_size, verify_checksum, mmap=self.mmap,
+                                              expected_camera_fov=camera_fov)
         if image_size is None:
           image_size = meta["image_size"]
       except shards_lib.ShardError as e:
@@ -146,7 +148,8 @@ def from_config(workdir: str, config) -> Dataset:
   """The dataset in `workdir/episodes`, checked against config.env and config.replay."""
   return Dataset(os.path.join(workdir, "episodes"), int(config.env.image_size),
                  skip_bad_shards=bool(config.replay.skip_bad_shards),
-                 max_in_memory_gb=float(config.replay.max_in_memory_gb))
+                 max_in_memory_gb=float(config.replay.max_in_memory_gb),
+                 camera_fov=float(config.env.camera_fov))
 
 
 def check_train_dataset_dir(config) -> str:
@@ -164,4 +167,5 @@ def from_train_config(config) -> Dataset:
   """The dataset at config.train.dataset_dir, read with config.network.image_size and config.replay."""
   return Dataset(check_train_dataset_dir(config), image_size=config.network.image_size,
                  skip_bad_shards=config.replay.skip_bad_shards,
-                 max_in_memory_gb=config.replay.max_in_memory_gb)
+                 max_in_memory_gb=config.replay.max_in_memory_gb,
+                 camera_fov=float(config.env.camera_fov))

@@ -40,6 +40,8 @@ from visionary_jax import atomic
 FORMAT = "visionary_jax.episodes/1"
 SHARD_RE = re.compile(r"^episodes-(\d{9})-(\d{9})\.npz$")
 MANIFEST = "manifest.json"
+# Sidecars written before they recorded the camera were rendered with this field of view.
+LEGACY_CAMERA_FOV = 40.0
 
 _FRAME_ARRAYS = {"image": np.uint8, "gripper_closed": np.float32, "height": np.float32}
 _TRANSITION_ARRAYS = {"action": np.float32, "reward": np.float32, "terminated": np.bool_,
@@ -93,7 +95,8 @@ def _sha256(path: str) -> str:
   return h.hexdigest()
 
 
-def write_shard(directory: str, episodes: Sequence[Episode], task: str, config_seed: int = 0) -> str:
+def write_shard(directory: str, episodes: Sequence[Episode], task: str, config_seed: int = 0,
+                camera_fov: float = LEGACY_CAMERA_FOV) -> str:
   """Writes the episodes (contiguous global indices) as one shard; returns the .npz path."""
   if not episodes:
     raise ValueError("write_shard needs at least one episode")
@@ -136,6 +139,7 @@ def write_shard(directory: str, episodes: Sequence[Episode], task: str, config_s
       "successes": int(arrays["episode_success"].sum()),
       "task": task,
       "config_seed": int(config_seed),
+      "camera_fov": float(camera_fov),
   }
   atomic.write_json(sidecar_path(path), sidecar)
   return path
@@ -162,15 +166,29 @@ def _read_sidecar(path: str) -> dict[str, Any]:
   return meta
 
 
+def camera_fov(meta: dict[str, Any]) -> float:
+  """The camera field of view a shard's episodes were rendered with, degrees."""
+  fov = meta.get("camera_fov", LEGACY_CAMERA_FOV)
+  if isinstance(fov, bool) or not isinstance(fov, (int, float)):
+    raise ShardError(f"{meta.get('file')}: sidecar field camera_fov must be a number, got {fov!r}")
+  return float(fov)
+
+
 def check_shard(path: str, image_size: int | None = None, verify_checksum: bool = True,
-                mmap: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+                mmap: bool = False, expected_camera_fov: float | None = None,
+                ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
   """Validates a shard and returns (sidecar, arrays); raises ShardError naming file and problem.
 
-  With `mmap` the image array is a read-only memory map into the .npz file.
+  With `mmap` the image array is a read-only memory map into the .npz file. With
+  `expected_camera_fov` (config.env.camera_fov) a shard rendered through another camera is refused.
   """
   if not os.path.exists(path):
     raise ShardError(f"{path}: shard file does not exist")
   meta = _read_sidecar(path)
+  fov = camera_fov(meta)
+  if expected_camera_fov is not None and fov != float(expected_camera_fov):
+    raise ShardError(f"{path}: rendered with camera_fov {fov}, the config's env.camera_fov is "
+                     f"{float(expected_camera_fov)}")
   size = os.path.getsize(path)
   if size != meta["bytes"]:
     raise ShardError(f"{path}: truncated or overwritten: {size} bytes, sidecar says {meta['bytes']}")
