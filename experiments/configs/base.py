@@ -57,7 +57,7 @@ def train(preset: str) -> ml_collections.ConfigDict:
   c.l2 = 9e-5  # L2 coefficient on kernels: adds l2 * w to their gradients
   # Architecture logits phi (Eq. 2): same loss, own optimiser partition.
   c.arch_optimizer = {"paper": "sgd", "cpu": "adam", "smoke": "sgd"}[preset]  # "sgd" or "adam"
-  c.arch_learning_rate = {"paper": 0.0044, "cpu": 3e-3, "smoke": 0.0044}[preset]  # cpu: for ~2000-step searches
+  c.arch_learning_rate = {"paper": 0.0044, "cpu": 3e-3, "smoke": 0.0044}[preset]  # cpu: with Adam
   c.arch_momentum = 0.958  # SGD momentum of the architecture partition (ignored by adam)
   c.arch_l2 = 0.0  # L2 coefficient on the architecture logits
   # Bellman target (QT-Opt clipped double Q).
