@@ -18,6 +18,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from experiments.configs import base
 from visionary_jax import pipeline
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file:preset.", lock_config=True)
@@ -39,7 +40,10 @@ def main(argv):
     except ValueError:
       raise app.UsageError(f"--seeds must be comma-separated integers, got {','.join(_SEEDS.value)!r}") from None
   try:
-    pipeline.run_study(_CONFIG.value, _WORKDIR.value, _VARIANTS.value, seeds, log=lambda line: print(line, flush=True))
+    config = _CONFIG.value
+    defaults = base.task_config(config.task, config.preset)
+    pipeline.run_study(config, _WORKDIR.value, _VARIANTS.value, seeds, log=lambda line: print(line, flush=True),
+                       defaults=defaults)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
 

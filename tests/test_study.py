@@ -179,6 +179,26 @@ def test_resume_with_another_config_is_refused(study):
     pipeline.run_study(config, str(study["root"]), variants=["baseline"], seeds=[0])
 
 
+def test_root_written_before_a_config_field_existed_resumes_at_its_default(study):
+  path = study["root"] / pipeline.STUDY_JSON
+  original = path.read_text()
+  try:
+    record = json.loads(original)
+    del record["config"]["train"]["lr_schedule"]  # as if written before the field existed
+    path.write_text(json.dumps(record))
+    config, defaults = _config(study["data"]), grasping.get_config("smoke")
+    config.train.lr_schedule = "cosine"
+    with pytest.raises(ValueError, match=r"fields that differ: \['train.lr_schedule'\]"):
+      pipeline.run_study(config, str(study["root"]), variants=["baseline"], seeds=[0], defaults=defaults)
+    with pytest.raises(ValueError, match=r"fields that differ: \['train.lr_schedule'\]"):
+      pipeline.run_study(_config(study["data"]), str(study["root"]), variants=["baseline"], seeds=[0])
+    pipeline.run_study(_config(study["data"]), str(study["root"]), variants=["baseline"], seeds=[0],
+                       defaults=defaults, log=lambda line: None)
+    assert json.loads(path.read_text())["config"]["train"]["lr_schedule"] == "constant"
+  finally:
+    path.write_text(original)
+
+
 def test_derive_rejects_what_is_not_a_search(study, tmp_path):
   with pytest.raises(ValueError, match="describes 'genotype' training, not a search"):
     one_shot.derive(str(study["root"] / "baseline" / "seed_0" / "train"), str(tmp_path))

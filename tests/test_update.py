@@ -119,12 +119,36 @@ def test_optimizer_partitions_by_hand(cfg):
   np.testing.assert_allclose(u2["arch"]["fusion_0"]["op_logits"], -1.0)
 
 
-@pytest.mark.parametrize("field,value", [("optimizer", "rmsprop"), ("arch_learning_rate", 0.0), ("momentum", 1.0)])
+def test_cosine_schedule_decays_the_weights_only_by_hand(cfg):
+  train = cfg.train.copy_and_resolve_references()
+  train.optimizer, train.learning_rate, train.momentum, train.l2 = "sgd", 0.1, 0.0, 0.0
+  train.arch_optimizer, train.arch_learning_rate, train.arch_momentum = "sgd", 1.0, 0.0
+  train.lr_schedule, train.lr_final_fraction, train.steps = "cosine", 0.2, 4
+  schedule = optimizer_lib.weight_learning_rate(train)
+  # lr(t) = 0.1 * (0.2 + 0.8 * (1 + cos(pi * t / 4)) / 2); step 2: 0.1 * (0.2 + 0.4) = 0.06.
+  np.testing.assert_allclose([schedule(t) for t in (0, 2, 4, 6)], [0.1, 0.06, 0.02, 0.02], rtol=1e-6)
+  tx = optimizer_lib.make(train)
+  trainable = {"params": {"b": jnp.zeros((2,))}, "arch": {"fusion_0": {"op_logits": jnp.zeros((5,))}}}
+  grads = jax.tree_util.tree_map(jnp.ones_like, trainable)
+  state = tx.init(trainable)
+  for expected in (0.1, 0.1 * (0.2 + 0.8 * (1 + np.cos(np.pi / 4)) / 2), 0.06):
+    u, state = tx.update(grads, state, trainable)
+    np.testing.assert_allclose(u["params"]["b"], -expected, rtol=1e-6)
+    np.testing.assert_allclose(u["arch"]["fusion_0"]["op_logits"], -1.0)  # constant
+  train.lr_schedule = "constant"
+  assert optimizer_lib.weight_learning_rate(train)(1000) == 0.1
+
+
+@pytest.mark.parametrize("field,value", [("optimizer", "rmsprop"), ("arch_learning_rate", 0.0), ("momentum", 1.0),
+                                         ("lr_schedule", "step"), ("lr_final_fraction", 1.5),
+                                         ("learning_rate", 0.0)])
 def test_bad_optimizer_config_names_the_field(cfg, field, value):
   train = cfg.train.copy_and_resolve_references()
   train[field] = value
-  with pytest.raises(ValueError, match=field.replace("arch_learning_rate", "arch_optimizer").replace(
-      "momentum", "optimizer")):
+  if field == "lr_final_fraction":
+    train.lr_schedule = "cosine"
+  names = {"arch_learning_rate": "arch_optimizer", "momentum": "optimizer", "learning_rate": "optimizer"}
+  with pytest.raises(ValueError, match=names.get(field, field)):
     optimizer_lib.make(train)
 
 

@@ -116,8 +116,13 @@ def _study_record(config: ml_collections.ConfigDict) -> dict[str, Any]:
           "config": data}
 
 
-def _write_study_record(root: str, config: ml_collections.ConfigDict) -> None:
-  """Writes ROOT/study.json, or checks that an existing one describes the same study."""
+def _write_study_record(root: str, config: ml_collections.ConfigDict,
+                        defaults: ml_collections.ConfigDict | None = None) -> None:
+  """Writes ROOT/study.json, or checks that an existing one describes the same study.
+
+  A field the existing record lacks (added to the configs since it was written) is
+  accepted when it holds its default, from `defaults` (the preset's unmodified config).
+  """
   record = _study_record(config)
   path = os.path.join(root, STUDY_JSON)
   if os.path.exists(path):
@@ -125,7 +130,10 @@ def _write_study_record(root: str, config: ml_collections.ConfigDict) -> None:
     if not isinstance(old, dict) or old.get("format") != STUDY_FORMAT:
       raise ValueError(f"{path} is not a {STUDY_FORMAT} record")
     before, now = _flatten(old.get("config", {})), _flatten(record["config"])
-    differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    default = _flatten(json.loads(defaults.to_json())) if defaults is not None else {}
+    added_at_default = lambda k: k not in before and k in default and now.get(k) == default[k]
+    differ = sorted(k for k in set(before) | set(now)
+                    if before.get(k) != now.get(k) and not added_at_default(k))
     if differ:
       raise ValueError(f"{path} was written for another config (fields that differ: {differ[:6]}"
                        f"{' ...' if len(differ) > 6 else ''}); resume with the same config or use a new --workdir")
@@ -216,7 +224,8 @@ def run_one(config: ml_collections.ConfigDict, root: str, variant: str, seed: in
 
 
 def run_study(config: ml_collections.ConfigDict, root: str, variants: Sequence[str] | None = None,
-              seeds: Sequence[int] | None = None, log: run_files.Log = print) -> list[dict[str, Any]]:
+              seeds: Sequence[int] | None = None, log: run_files.Log = print,
+              defaults: ml_collections.ConfigDict | None = None) -> list[dict[str, Any]]:
   """experiments/study.py: every (variant, seed) in turn, resuming what a previous run left.
 
   Args:
@@ -225,6 +234,8 @@ def run_study(config: ml_collections.ConfigDict, root: str, variants: Sequence[s
     variants: variants to run (default `config.study.variants`).
     seeds: seeds to run (default 0 .. config.study.seeds - 1).
     log: where progress lines go.
+    defaults: the preset's unmodified config; a root written before a config field existed
+      resumes when that field holds its default.
   Returns:
     `run_one`'s summary of every run, in order.
   """
@@ -236,7 +247,7 @@ def run_study(config: ml_collections.ConfigDict, root: str, variants: Sequence[s
   if config.study.transfer_genotype:
     config.study.transfer_genotype = os.path.abspath(config.study.transfer_genotype)
   os.makedirs(root, exist_ok=True)
-  _write_study_record(root, config)
+  _write_study_record(root, config, defaults)
   jobs = [(v, s) for v in variants for s in seeds]
   results = []
   start = time.perf_counter()

@@ -53,6 +53,8 @@ def train(preset: str) -> ml_collections.ConfigDict:
   # Weights theta (paper IV-E: SGD, momentum 0.958, lr 0.0044, L2 9e-5 on weights).
   c.optimizer = {"paper": "sgd", "cpu": "adam", "smoke": "sgd"}[preset]  # "sgd" (momentum) or "adam"
   c.learning_rate = {"paper": 0.0044, "cpu": 1e-3, "smoke": 0.0044}[preset]  # constant (cpu: see learning check)
+  c.lr_schedule = "constant"  # "constant", or "cosine": decays over `steps` to lr_final_fraction * learning_rate
+  c.lr_final_fraction = 0.0  # cosine schedule's final learning rate, as a fraction of learning_rate
   c.momentum = 0.958  # SGD momentum (ignored by adam)
   c.l2 = 9e-5  # L2 coefficient on kernels: adds l2 * w to their gradients
   # Architecture logits phi (Eq. 2): same loss, own optimiser partition.

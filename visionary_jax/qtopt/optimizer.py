@@ -13,13 +13,35 @@ import ml_collections
 import optax
 
 OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine")
 WEIGHTS, ARCHITECTURE = "weights", "architecture"
 
 
-def _rule(kind: str, learning_rate: float, momentum: float, l2: float, l2_mask, field: str):
+def weight_learning_rate(train: ml_collections.ConfigDict) -> optax.Schedule:
+  """The weights' learning rate against step: constant, or cosine decay over `train.steps`.
+
+  "cosine" falls from `learning_rate` to `learning_rate * lr_final_fraction` at step `train.steps`.
+  """
+  if train.lr_schedule not in SCHEDULES:
+    raise ValueError(f"train config field 'lr_schedule' must be one of {SCHEDULES}, got "
+                     f"{train.lr_schedule!r}")
+  if not train.learning_rate > 0:
+    raise ValueError(f"train config: learning rate for 'optimizer' must be > 0, got {train.learning_rate!r}")
+  if train.lr_schedule == "constant":
+    return optax.constant_schedule(train.learning_rate)
+  if not 0 <= train.lr_final_fraction <= 1:
+    raise ValueError(f"train config field 'lr_final_fraction' must be in [0, 1], got "
+                     f"{train.lr_final_fraction!r}")
+  if not train.steps >= 1:
+    raise ValueError(f"train config field 'steps' must be >= 1 for a cosine schedule, got {train.steps!r}")
+  return optax.cosine_decay_schedule(train.learning_rate, int(train.steps), alpha=train.lr_final_fraction)
+
+
+def _rule(kind: str, learning_rate, momentum: float, l2: float, l2_mask, field: str):
+  """`learning_rate`: a float (checked > 0 here) or an optax schedule (checked by its maker)."""
   if kind not in OPTIMIZERS:
     raise ValueError(f"train config field {field!r} must be one of {OPTIMIZERS}, got {kind!r}")
-  if not learning_rate > 0:
+  if not callable(learning_rate) and not learning_rate > 0:
     raise ValueError(f"train config: learning rate for {field!r} must be > 0, got {learning_rate!r}")
   if l2 < 0:
     raise ValueError(f"train config: L2 coefficient for {field!r} must be >= 0, got {l2!r}")
@@ -42,7 +64,8 @@ def labels(trainable: dict[str, Any]) -> dict[str, Any]:
 def make(train: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """The optimiser of a config's `train` section, over {"params": ..., "arch": ...}."""
   kernels_only = lambda params: jax.tree_util.tree_map(lambda x: x.ndim > 1, params)
-  weights = _rule(train.optimizer, train.learning_rate, train.momentum, train.l2, kernels_only, "optimizer")
+  weights = _rule(train.optimizer, weight_learning_rate(train), train.momentum, train.l2, kernels_only,
+                  "optimizer")
   architecture = _rule(train.arch_optimizer, train.arch_learning_rate, train.arch_momentum, train.arch_l2, None,
                        "arch_optimizer")
   return optax.partition({WEIGHTS: weights, ARCHITECTURE: architecture}, labels)

@@ -119,7 +119,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, b
   progress = metrics_lib.Progress(start, tc.steps)
   step_fn = update.make_pmapped_step(network, optimizer, update_config, devices)
   state = update.replicate(host_state, devices)
-  constants = {"learning_rate": tc.learning_rate, "arch_learning_rate": tc.arch_learning_rate}
+  weight_learning_rate = optimizer_lib.weight_learning_rate(tc)
   try:
     for step in range(start + 1, tc.steps + 1):
       batch = next(batches)
@@ -134,7 +134,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, b
                                                "none (no checkpoint was written yet)"))
       if step % tc.log_every == 0 or step == tc.steps:
         values = {k: float(v[0]) for k, v in device_metrics.items()}
-        values.update(constants)
+        # The update into `step` is the optimiser's (step - 1)-th: optax counts from 0.
+        values.update(learning_rate=float(weight_learning_rate(step - 1)),
+                      arch_learning_rate=tc.arch_learning_rate)
         values.update(_arch_metrics(jax.device_get(jax.tree_util.tree_map(lambda x: x[0], state.arch)), arch))
         line = progress.line(step, values)
         values["steps_per_s"] = progress.rate
