@@ -8,6 +8,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import update_fixtures
@@ -137,6 +138,12 @@ def test_cosine_schedule_decays_the_weights_only_by_hand(cfg):
     np.testing.assert_allclose(u["arch"]["fusion_0"]["op_logits"], -1.0)  # constant
   train.lr_schedule = "constant"
   assert optimizer_lib.weight_learning_rate(train)(1000) == 0.1
+  # A constant rate keeps the optimiser state (and so the checkpoint layout) free of a schedule count.
+  is_schedule_state = lambda x: isinstance(x, optax.ScaleByScheduleState)
+  has_schedule_state = lambda opt_state: any(
+      is_schedule_state(x) for x in jax.tree_util.tree_leaves(opt_state, is_leaf=is_schedule_state))
+  assert has_schedule_state(state)
+  assert not has_schedule_state(optimizer_lib.make(train).init(trainable))
 
 
 @pytest.mark.parametrize("field,value", [("optimizer", "rmsprop"), ("arch_learning_rate", 0.0), ("momentum", 1.0),

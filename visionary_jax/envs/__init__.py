@@ -3,14 +3,16 @@
 from typing import Any, Mapping
 
 from visionary_jax.envs import scene as scene_lib
+from visionary_jax.episodes import shards as shards_lib
 
 TASKS = ("grasping", "stacking")
 
 _FIELDS = ("image_size", "max_steps", "num_objects", "split", "max_displacement", "max_rotation",
            "time_step", "solver_iterations", "action_repeat", "settle_steps", "gripper_steps",
            "lift_steps", "stable_steps", "renderer", "camera_fov")
-# Configs written before the field existed (old exports) rendered with the original camera.
-_LEGACY_DEFAULTS = {"camera_fov": 40.0}
+# Configs written before the field existed (old exports) rendered with the original camera,
+# as did the shards of that time.
+_LEGACY_DEFAULTS = {"camera_fov": shards_lib.LEGACY_CAMERA_FOV}
 
 
 def make(task: str, env_config: Mapping[str, Any], **overrides):
