@@ -134,16 +134,3 @@ def test_argmax_q_on_network_scores_its_action(smoke_spec):
       variables, image, state, jax.random.split(jax.random.PRNGKey(2), 3))
   forward = net.apply(variables, image, jnp.concatenate([action, state], -1))
   np.testing.assert_allclose(logit, forward, rtol=1e-4, atol=1e-6)
-
-
-def test_uniform_actions_fill_the_bounds_with_both_commands():
-  keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(0), i))(jnp.arange(64))
-  a = np.asarray(cem.uniform_actions(keys, 32))  # [64, 32, 7]
-  assert a.shape == (64, 32, 7)
-  translation, rotation, command = a[..., :3], a[..., 3:5], a[..., 5:]
-  assert translation.min() >= -1 and translation.max() <= 1
-  assert translation.min() < -0.99 and translation.max() > 0.99  # the whole box, not a Gaussian's middle
-  np.testing.assert_allclose(np.sum(rotation ** 2, -1), 1.0, rtol=1e-5)
-  np.testing.assert_array_equal(command.sum(-1), 1.0)
-  assert 0.45 < command[..., 1].mean() < 0.55
-  np.testing.assert_array_equal(cem.uniform_actions(keys[:4], 32), a[:4])  # per-state keys, batch-independent

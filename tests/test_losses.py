@@ -52,21 +52,3 @@ def test_log_loss_gradient_is_q_minus_target():
   y = jnp.array([0.9, 0.1, 0.4])
   g = jax.grad(lambda l: losses.log_loss(l, y)[0])(logits)
   np.testing.assert_allclose(g, (jax.nn.sigmoid(logits) - y) / 3, rtol=1e-5)
-
-
-def test_conservative_penalty_by_hand():
-  logits_data = jnp.array([0.0, 1.0])
-  logits_sampled = jnp.array([[0.0, math.log(3.0)], [1.0, 1.0]])  # Q = (0.5, 0.75), (s(1), s(1))
-  penalty, metrics = losses.conservative_penalty(logits_data, logits_sampled)
-  # Row 0: log(1 + 1 + 3) - log 3 - 0 = log(5 / 3). Row 1: (1 + log 3) - log 3 - 1 = 0.
-  np.testing.assert_allclose(penalty, math.log(5.0 / 3.0) / 2, rtol=1e-6)
-  sig1 = 1 / (1 + math.exp(-1.0))
-  np.testing.assert_allclose(metrics["q_sampled_mean"], (0.5 + 0.75 + 2 * sig1) / 4, rtol=1e-6)
-  # Softmax weights over (data, samples): row 0 (1/5, 1/5, 3/5), row 1 (1/3, 1/3, 1/3); mean over 2 rows.
-  g_data, g_sampled = jax.grad(lambda d, s: losses.conservative_penalty(d, s)[0], argnums=(0, 1))(
-      logits_data, logits_sampled)
-  np.testing.assert_allclose(g_data, [(0.2 - 1) / 2, (1 / 3 - 1) / 2], rtol=1e-6)
-  np.testing.assert_allclose(g_sampled, [[0.1, 0.3], [1 / 6, 1 / 6]], rtol=1e-6)
-  # A data action far above every sample: the penalty bottoms out at -log(N + 1).
-  far, _ = losses.conservative_penalty(jnp.array([30.0]), jnp.array([[0.0, 0.0]]))
-  np.testing.assert_allclose(far, -math.log(3.0), rtol=1e-6)

@@ -35,9 +35,9 @@ def step_functions(config, arch, batch):
   keys = update.transition_keys(state.rng, state.step, b, None)
   target_fn = jax.jit(lambda s, x, k: update.bellman_targets(network, ucfg, s.target, s.lagged, x, k)[0])
   y = target_fn(state, batch, keys)
-  grad_fn = jax.jit(lambda s, x, t, k: update.gradient_step(s, x, t, k, network=network, optimizer=optimizer,
-                                                            config=ucfg)[0])
-  return (lambda: grad_fn(state, batch, y, keys)), (lambda: target_fn(state, batch, keys))
+  grad_fn = jax.jit(lambda s, x, t: update.gradient_step(s, x, t, network=network, optimizer=optimizer,
+                                                         config=ucfg)[0])
+  return (lambda: grad_fn(state, batch, y)), (lambda: target_fn(state, batch, keys))
 
 
 def run() -> dict:

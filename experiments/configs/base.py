@@ -70,9 +70,6 @@ def train(preset: str) -> ml_collections.ConfigDict:
   c.target_cem.num_samples = {"paper": 64, "cpu": 16, "smoke": 8}[preset]
   c.target_cem.num_elites = {"paper": 6, "cpu": 4, "smoke": 2}[preset]
   c.augment_shift = {"paper": 0, "cpu": 0, "smoke": 2}[preset]  # random-shift pixels of s and s', 0: off
-  # Offline over-estimation: weight of a CQL(H) penalty on the logits of uniform actions, 0: off.
-  c.conservative_weight = 0.0
-  c.conservative_samples = 16  # uniform actions per state for that penalty
   # Host loop.
   c.log_every = {"paper": 100, "cpu": 50, "smoke": 1}[preset]  # steps between metrics records
   c.checkpoint_every = {"paper": 1000, "cpu": 500, "smoke": 2}[preset]  # steps between checkpoints

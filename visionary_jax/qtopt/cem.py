@@ -74,15 +74,6 @@ def with_state(action: jax.Array, state: jax.Array) -> jax.Array:
   return jnp.concatenate([action, state.astype(action.dtype)], axis=-1)
 
 
-def uniform_actions(keys: jax.Array, n: int) -> jax.Array:
-  """keys [B] -> [B, n, 7] actions with the continuous part uniform in bounds and each command with prob. 1/2."""
-  def draw(key):
-    k_continuous, k_gripper = jax.random.split(key)
-    continuous = jax.random.uniform(k_continuous, (n, CONTINUOUS_DIM), minval=LOW, maxval=HIGH)
-    return to_action(continuous, jax.random.uniform(k_gripper, (n,)) < 0.5)
-  return jax.vmap(draw)(keys)
-
-
 ScoreFn = Callable[[jax.Array], jax.Array]  # state_action [B, N, 9] -> logits [B, N]
 
 

@@ -6,14 +6,7 @@ Names follow the time index of the transition (s_tm1, a_tm1, r_t, d_t, s_t):
   y = clip(r_t + gamma * (1 - d_t) * min(q_t_target1, q_t_target2), 0, 1)
 Q is a sigmoid output, so the target is a probability and the loss is the
 cross-entropy between y and Q(s_tm1, a_tm1).
-
-Optionally (offline data), a conservative penalty in the manner of CQL(H)
-(Kumar et al. 2020) lowers the soft maximum of the logits over sampled actions
-and the data's action relative to the logit of the action the data took, so
-actions the data never shows are not over-rated by the CEM that maximises Q.
 """
-
-import math
 
 import jax
 import jax.numpy as jnp
@@ -48,23 +41,3 @@ def log_loss(logits_tm1: jax.Array, y: jax.Array) -> tuple[jax.Array, Metrics]:
   metrics = {"loss": loss, "q_mean": jnp.mean(q_tm1), "q_std": jnp.std(q_tm1), "q_min": jnp.min(q_tm1),
              "q_max": jnp.max(q_tm1), "td_abs_error": jnp.mean(jnp.abs(q_tm1 - y))}
   return loss, metrics
-
-
-def conservative_penalty(logits_data: jax.Array, logits_sampled: jax.Array) -> tuple[jax.Array, Metrics]:
-  """CQL(H) on logits: mean over states of logsumexp(l_data, l_1 .. l_N) - log(N + 1) - l_data.
-
-  The data's action is one of the soft maximum's N + 1 terms, so a state where
-  it already outranks every sampled action adds almost no gradient; where
-  sampled actions outrank it, they are lowered and it is raised.
-
-  Args:
-    logits_data: [B] logits of the data's actions.
-    logits_sampled: [B, N] logits of N sampled actions per state.
-  Returns:
-    (penalty [], metrics). The penalty is 0 when every sampled logit equals the data's.
-  """
-  n = logits_sampled.shape[-1]
-  logits = jnp.concatenate([logits_data[:, None], logits_sampled], axis=-1)
-  penalty = jnp.mean(jax.nn.logsumexp(logits, axis=-1) - math.log(n + 1) - logits_data)
-  metrics = {"conservative_penalty": penalty, "q_sampled_mean": jnp.mean(jax.nn.sigmoid(logits_sampled))}
-  return penalty, metrics

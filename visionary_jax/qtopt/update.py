@@ -32,8 +32,6 @@ AXIS = "devices"
 BATCH_KEYS = ("image", "gripper_closed", "height", "action", "reward", "done", "next_image",
               "next_gripper_closed", "next_height")
 Batch = Mapping[str, jax.Array]
-# fold_in salt of the conservative penalty's samples; clear of the augmentation's 1, 2 and the CEM's iterations.
-CONSERVATIVE_SALT = 0x0C01
 Metrics = dict[str, jax.Array]
 
 
@@ -46,8 +44,6 @@ class UpdateConfig:
   lag: int
   target_cem: cem.CEMConfig
   augment_shift: int = 0  # pixels; s and s' are shifted independently (augment.py), 0: off
-  conservative_weight: float = 0.0  # weight of the CQL(H) penalty (losses.conservative_penalty), 0: off
-  conservative_samples: int = 16  # uniform actions per state for the penalty
 
   def __post_init__(self):
     if not 0 <= self.gamma <= 1:
@@ -59,18 +55,11 @@ class UpdateConfig:
     if not isinstance(self.augment_shift, int) or self.augment_shift < 0:
       raise ValueError(f"train config field 'augment_shift' must be an integer >= 0 (pixels), "
                        f"got {self.augment_shift!r}")
-    if not (isinstance(self.conservative_weight, (int, float)) and self.conservative_weight >= 0):
-      raise ValueError(f"train config field 'conservative_weight' must be >= 0, got {self.conservative_weight!r}")
-    if (not isinstance(self.conservative_samples, int) or isinstance(self.conservative_samples, bool)
-        or self.conservative_samples < 1):
-      raise ValueError(f"train config field 'conservative_samples' must be a positive integer, "
-                       f"got {self.conservative_samples!r}")
 
   @classmethod
   def from_config(cls, train: ml_collections.ConfigDict) -> "UpdateConfig":
     return cls(gamma=float(train.gamma), polyak=float(train.polyak), lag=train.lag,
-               target_cem=cem.CEMConfig.from_config(train.target_cem), augment_shift=train.augment_shift,
-               conservative_weight=train.conservative_weight, conservative_samples=train.conservative_samples)
+               target_cem=cem.CEMConfig.from_config(train.target_cem), augment_shift=train.augment_shift)
 
 
 def random_batch(image_size: int, global_batch: int, num_devices: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
@@ -154,32 +143,14 @@ def bellman_targets(network: qnetwork.QNetwork, config: UpdateConfig, target: An
                                         qnetwork.q_value(logit_t1), qnetwork.q_value(logit_t2), config.gamma)
 
 
-def loss_fn(trainable: dict[str, Any], network: qnetwork.QNetwork, batch: Batch, y: jax.Array,
-            config: UpdateConfig | None = None, keys: jax.Array | None = None) -> tuple[jax.Array, Metrics]:
-  """Log loss of Q(s, a) against fixed targets y [B]; differentiable in weights and architecture.
-
-  With `config.conservative_weight` > 0 and per-transition `keys` [B], adds that
-  weight times the CQL(H) penalty over `config.conservative_samples` uniform
-  actions per state (drawn from fold_in(keys[i], CONSERVATIVE_SALT)); the image is encoded
-  once for the data's action and the sampled ones. metrics["loss"] stays the
-  log loss (the Bellman error); the returned value is the objective.
-  """
+def loss_fn(trainable: dict[str, Any], network: qnetwork.QNetwork, batch: Batch,
+            y: jax.Array) -> tuple[jax.Array, Metrics]:
+  """Log loss of Q(s, a) against fixed targets y [B]; differentiable in weights and architecture."""
   b = y.shape[0]
-  state = _state(batch["gripper_closed"], batch["height"])
-  actions = batch["action"].reshape(b, 1, action_space.ACTION_DIM).astype(jnp.float32)
-  conservative = config is not None and keys is not None and config.conservative_weight > 0
-  if conservative:
-    sample_keys = jax.vmap(lambda k: jax.random.fold_in(k, CONSERVATIVE_SALT))(keys)
-    actions = jnp.concatenate([actions, cem.uniform_actions(sample_keys, config.conservative_samples)], axis=1)
-  variables = train_state_lib.as_variables(trainable)
-  embedding = network.apply(variables, batch["image"], method=qnetwork.QNetwork.encode)
-  logits = network.apply(variables, embedding, cem.with_state(actions, state), method=qnetwork.QNetwork.score)
-  loss, metrics = losses.log_loss(logits[:, 0], y)
-  if conservative:
-    penalty, penalty_metrics = losses.conservative_penalty(logits[:, 0], logits[:, 1:])
-    metrics.update(penalty_metrics)
-    loss = loss + config.conservative_weight * penalty
-  return loss, metrics
+  state_action = jnp.concatenate([batch["action"].reshape(b, action_space.ACTION_DIM).astype(jnp.float32),
+                                  _state(batch["gripper_closed"], batch["height"])], axis=-1)
+  logits = network.apply(train_state_lib.as_variables(trainable), batch["image"], state_action)
+  return losses.log_loss(logits, y)
 
 
 def _norm(tree) -> jax.Array:
@@ -187,14 +158,11 @@ def _norm(tree) -> jax.Array:
   return optax.tree.norm(leaves) if leaves else jnp.zeros((), jnp.float32)
 
 
-def gradient_step(state: train_state_lib.TrainState, batch: Batch, y: jax.Array, keys: jax.Array, *,
-                  network: qnetwork.QNetwork, optimizer: optax.GradientTransformation, config: UpdateConfig,
+def gradient_step(state: train_state_lib.TrainState, batch: Batch, y: jax.Array, *, network: qnetwork.QNetwork,
+                  optimizer: optax.GradientTransformation, config: UpdateConfig,
                   axis_name: str | None = None) -> tuple[train_state_lib.TrainState, Metrics]:
-  """Forward, backward and optimiser step against given targets, then the target-network updates.
-
-  keys: [B] the transitions' PRNG keys (the conservative penalty's samples).
-  """
-  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.trainable, network, batch, y, config, keys)
+  """Forward, backward and optimiser step against given targets, then the target-network updates."""
+  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.trainable, network, batch, y)
   if axis_name:
     grads = jax.lax.pmean(grads, axis_name)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.trainable)
@@ -242,7 +210,7 @@ def train_step(state: train_state_lib.TrainState, batch: Batch, *, network: qnet
   keys = transition_keys(state.rng, state.step, b, axis_name)
   batch = augment_batch(batch, keys, config.augment_shift)
   y, target_metrics = bellman_targets(network, config, state.target, state.lagged, batch, keys)
-  state, metrics = gradient_step(state, batch, y, keys, network=network, optimizer=optimizer, config=config,
+  state, metrics = gradient_step(state, batch, y, network=network, optimizer=optimizer, config=config,
                                  axis_name=axis_name)
   metrics.update(target_metrics)
   return state, _reduce(metrics, axis_name)
