@@ -72,6 +72,7 @@ def test_table_one_hand_computed(tmp_path):
   assert markdown[0] == "| variant | runs | final success (%) | best run (%) | peak success (%) | t | df | p |"
   assert markdown[2] == "| baseline | 3 | 70.0 ± 10.0 | 80.0 | 76.7 ± 15.3 |  |  |  |"
   assert markdown[3] == "| visionary | 3 | 85.0 ± 5.0 | 90.0 | 88.3 ± 7.6 | 2.324 | 4 | 0.0808 |"
+  assert markdown[4] == "| evolution | 1 | 30.0 | 30.0 | 30.0 |  |  |  |"  # one run: no spread to show
   csv_lines = report.table_csv(report.table_one(runs)).splitlines()
   assert csv_lines[0] == "variant,runs,final_mean,final_std,final_best,peak_mean,peak_std,t,df,p"
   assert csv_lines[1] == "baseline,3,70.00,10.00,80.00,76.67,15.28,,,"

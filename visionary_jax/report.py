@@ -143,14 +143,19 @@ def _test_cells(test: statistics.TTest | None) -> list[str]:
   return [f"{test.t:.3f}", str(test.df), f"{test.p:.4g}"]
 
 
+def _percent_spread(mean: float, std: float, runs: int) -> str:
+  """'m ± s' in %, or 'm' alone for a single run, whose spread is unknown."""
+  return f"{100 * mean:.1f} ± {100 * std:.1f}" if runs > 1 else f"{100 * mean:.1f}"
+
+
 def table_markdown(rows: Sequence[Row]) -> str:
   """Table I as Markdown, success rates in %."""
   lines = ["| variant | runs | final success (%) | best run (%) | peak success (%) | t | df | p |",
            "|---|---|---|---|---|---|---|---|"]
   for r in rows:
     t, df, p = _test_cells(r.test)
-    lines.append(f"| {r.variant} | {r.runs} | {100 * r.final_mean:.1f} ± {100 * r.final_std:.1f} | "
-                 f"{100 * r.final_best:.1f} | {100 * r.peak_mean:.1f} ± {100 * r.peak_std:.1f} | {t} | {df} | {p} |")
+    lines.append(f"| {r.variant} | {r.runs} | {_percent_spread(r.final_mean, r.final_std, r.runs)} | "
+                 f"{100 * r.final_best:.1f} | {_percent_spread(r.peak_mean, r.peak_std, r.runs)} | {t} | {df} | {p} |")
   return "\n".join(lines)
 
 
