@@ -63,11 +63,11 @@ def labels(trainable: dict[str, Any]) -> dict[str, Any]:
 def make(train: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """The optimiser of a config's `train` section, over {"params": ..., "arch": ...}."""
   kernels_only = lambda params: jax.tree_util.tree_map(lambda x: x.ndim > 1, params)
-  schedule = weight_learning_rate(train)
   # A constant rate stays a float: a schedule adds a step count to the optimiser state, which would
   # change the checkpoint layout of every constant-rate run.
+  schedule = None if train.lr_schedule == "constant" else weight_learning_rate(train)
   weights = _rule(train.optimizer, train.learning_rate, train.momentum, train.l2, kernels_only, "optimizer",
-                  schedule=None if train.lr_schedule == "constant" else schedule)
+                  schedule=schedule)
   architecture = _rule(train.arch_optimizer, train.arch_learning_rate, train.arch_momentum, train.arch_l2, None,
                        "arch_optimizer")
   return optax.partition({WEIGHTS: weights, ARCHITECTURE: architecture}, labels)
