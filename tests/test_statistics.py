@@ -34,17 +34,3 @@ def test_wilson_interval_hand_computed():
   assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
   with pytest.raises(ValueError):
     statistics.wilson_interval(3, 0)
-
-
-def test_summary_tables():
-  rows = statistics.summarise({"base": [0.6, 0.7, 0.8], "visionary": [0.8, 0.9, 0.85]}, baseline="base")
-  assert rows[0].test is None and rows[0].mean == pytest.approx(0.7) and rows[0].std == pytest.approx(0.1)
-  assert rows[1].best == pytest.approx(0.9) and rows[1].test.df == 4
-  markdown = statistics.to_markdown(rows)
-  assert "| base | 3 | 70.0 ± 10.0 | 80.0 |  |  |  |" in markdown
-  assert markdown.splitlines()[3].startswith("| visionary | 3 | 85.0 ± 5.0 | 90.0 | 2.32 | 4 |")
-  csv_text = statistics.to_csv(rows)
-  assert csv_text.splitlines()[0] == "variant,runs,mean,std,best,t,df,p"
-  assert csv_text.splitlines()[1] == "base,3,70.0,10.0,80.0,,,"
-  with pytest.raises(ValueError, match="baseline variant 'qtopt'"):
-    statistics.summarise({"base": [0.5]}, baseline="qtopt")

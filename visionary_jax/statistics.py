@@ -1,13 +1,12 @@
-"""Statistics for the paper's tables: mean +/- std, best, Student's t-test, Wilson intervals.
+"""Statistics for the paper's tables: Student's t-test and Wilson intervals.
 
-Table I of the paper reports, per variant over K runs, the mean and standard
-deviation of the success rate, the best run, and an independent two-sample
-Student's t-test (equal variances) against the baseline.
+Table I of the paper tests each variant's success rates over K runs against
+the baseline's with an independent two-sample Student's t-test (equal
+variances); `visionary_jax.report` builds the table itself. Evaluations
+report a success rate with its Wilson interval.
 """
 
-import csv
 import dataclasses
-import io
 import math
 from typing import Sequence
 
@@ -47,57 +46,3 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -
   centre = (p + z * z / (2 * trials)) / denom
   half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
   return max(0.0, centre - half), min(1.0, centre + half)
-
-
-@dataclasses.dataclass(frozen=True)
-class VariantSummary:
-  name: str
-  runs: int
-  mean: float
-  std: float  # sample standard deviation (ddof=1); 0 for a single run
-  best: float
-  test: TTest | None  # against the baseline; None for the baseline itself
-
-
-def summarise(results: dict[str, Sequence[float]], baseline: str) -> list[VariantSummary]:
-  """Per-variant summary of final success rates (one per run), tested against `baseline`."""
-  if baseline not in results:
-    raise ValueError(f"baseline variant {baseline!r} is not among {sorted(results)}")
-  rows = []
-  for name, values in results.items():
-    v = np.asarray(values, np.float64)
-    if v.size == 0:
-      raise ValueError(f"variant {name!r} has no runs")
-    test = None
-    if name != baseline and v.size >= 2 and len(results[baseline]) >= 2:
-      test = student_t_test(v, results[baseline])
-    rows.append(VariantSummary(name, int(v.size), float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0,
-                               float(v.max()), test))
-  return rows
-
-
-_HEADER = ("variant", "runs", "mean", "std", "best", "t", "df", "p")
-
-
-def _cells(row: VariantSummary, scale: float) -> list[str]:
-  t = row.test
-  return [row.name, str(row.runs), f"{scale * row.mean:.1f}", f"{scale * row.std:.1f}", f"{scale * row.best:.1f}",
-          "" if t is None else f"{t.t:.2f}", "" if t is None else str(t.df), "" if t is None else f"{t.p:.3g}"]
-
-
-def to_markdown(rows: Sequence[VariantSummary], scale: float = 100.0) -> str:
-  """Table I-style Markdown: success rates in % (scale 100), mean +/- std, best, t-test."""
-  lines = ["| variant | runs | mean success (%) | best (%) | t | df | p |", "|---|---|---|---|---|---|---|"]
-  for row in rows:
-    c = _cells(row, scale)
-    lines.append(f"| {c[0]} | {c[1]} | {c[2]} ± {c[3]} | {c[4]} | {c[5]} | {c[6]} | {c[7]} |")
-  return "\n".join(lines)
-
-
-def to_csv(rows: Sequence[VariantSummary], scale: float = 100.0) -> str:
-  out = io.StringIO()
-  writer = csv.writer(out, lineterminator="\n")
-  writer.writerow(_HEADER)
-  for row in rows:
-    writer.writerow(_cells(row, scale))
-  return out.getvalue()
