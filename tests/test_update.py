@@ -102,6 +102,17 @@ def test_bellman_targets_use_min_of_both_targets_and_terminal_mask(cfg, baseline
   assert not np.allclose(q1, q2)  # the two targets differ, so min() matters
 
 
+def test_augmentation_and_target_cem_draw_from_independent_keys():
+  """No key the shifts use (fold_in 1, 2) is one a CEM iteration uses (fold_in 0, 1, 2), nor the reverse."""
+  keys = update.transition_keys(jax.random.PRNGKey(0), jnp.asarray(3), 16, None)
+  augment_keys, cem_keys = update.augment_and_cem_keys(keys)
+  data = lambda ks, n: {tuple(k) for k in np.asarray(jax.vmap(lambda k: jax.random.fold_in(k, n))(ks))}
+  shifts = data(augment_keys, 1) | data(augment_keys, 2)
+  cem_iterations = data(cem_keys, 0) | data(cem_keys, 1) | data(cem_keys, 2)
+  assert len(shifts) == 32 and len(cem_iterations) == 48
+  assert not shifts & cem_iterations
+
+
 def test_optimizer_partitions_by_hand(cfg):
   train = cfg.train.copy_and_resolve_references()
   train.optimizer, train.learning_rate, train.momentum, train.l2 = "sgd", 0.1, 0.5, 0.01

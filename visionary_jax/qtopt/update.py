@@ -6,9 +6,9 @@ each device holds a slice of the global batch, gradients and metrics are
 averaged with `lax.pmean`. The networks use Group/LayerNorm, so nothing else
 needs synchronising.
 
-The CEM of transition i of step k draws from fold_in(fold_in(rng, k), i), i the
-transition's index in the global batch, so an update does not depend on how
-the batch is split over devices.
+Transition i of step k has the key fold_in(fold_in(rng, k), i), i its index in
+the global batch, so an update does not depend on how the batch is split over
+devices; that key splits into the augmentation's key and the target CEM's.
 """
 
 import dataclasses
@@ -110,6 +110,12 @@ def transition_keys(rng: jax.Array, step: jax.Array, batch_size: int, axis_name:
   return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(offset + jnp.arange(batch_size))
 
 
+def augment_and_cem_keys(keys: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """[B] transition keys -> ([B] augmentation keys, [B] target-CEM keys), independent streams."""
+  split = jax.vmap(jax.random.split)(keys)
+  return split[:, 0], split[:, 1]
+
+
 def augment_batch(batch: Batch, keys: jax.Array, pad: int) -> Batch:
   """The batch with `image` and `next_image` randomly shifted by up to `pad` pixels, independently.
 
@@ -207,9 +213,9 @@ def train_step(state: train_state_lib.TrainState, batch: Batch, *, network: qnet
     (new state, metrics of scalars averaged over the global batch).
   """
   b = batch["reward"].shape[0]
-  keys = transition_keys(state.rng, state.step, b, axis_name)
-  batch = augment_batch(batch, keys, config.augment_shift)
-  y, target_metrics = bellman_targets(network, config, state.target, state.lagged, batch, keys)
+  augment_keys, cem_keys = augment_and_cem_keys(transition_keys(state.rng, state.step, b, axis_name))
+  batch = augment_batch(batch, augment_keys, config.augment_shift)
+  y, target_metrics = bellman_targets(network, config, state.target, state.lagged, batch, cem_keys)
   state, metrics = gradient_step(state, batch, y, network=network, optimizer=optimizer, config=config,
                                  axis_name=axis_name)
   metrics.update(target_metrics)
