@@ -8,6 +8,7 @@ training stage.
 import contextlib
 import json
 import os
+import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -31,19 +32,35 @@ def read_json(path: str, what: str) -> Any:
 
 
 @contextlib.contextmanager
-def timed(directory: str) -> Iterator[None]:
+def timed(directory: str, flush_seconds: float = 60.0) -> Iterator[None]:
   """Adds the wall time of the block to `directory/timing.json` ({"seconds", "invocations"}).
 
-  A process killed with SIGKILL loses its share; every other exit records it.
+  The file is rewritten every `flush_seconds` while the block runs, so a
+  process killed with SIGKILL (a pre-empted job, a session's end) loses at
+  most that much of its share.
   """
+  path = os.path.join(directory, TIMING_JSON)
+  before = read_json(path, "timing") if os.path.exists(path) else {"seconds": 0.0, "invocations": 0}
   start = time.perf_counter()
+
+  def write():
+    atomic.write_json(path, {"seconds": before["seconds"] + time.perf_counter() - start,
+                             "invocations": before["invocations"] + 1})
+
+  stop = threading.Event()
+
+  def flush_periodically():
+    while not stop.wait(flush_seconds):
+      write()
+
+  flusher = threading.Thread(target=flush_periodically, name=f"timing flush {path}", daemon=True)
+  flusher.start()
   try:
     yield
   finally:
-    path = os.path.join(directory, TIMING_JSON)
-    before = read_json(path, "timing") if os.path.exists(path) else {"seconds": 0.0, "invocations": 0}
-    atomic.write_json(path, {"seconds": before["seconds"] + time.perf_counter() - start,
-                             "invocations": before["invocations"] + 1})
+    stop.set()
+    flusher.join()
+    write()
 
 
 def exported_step(workdir: str) -> int | None:
