@@ -84,7 +84,7 @@ def main(argv):
   say(f"[1/4] collecting {_EPISODES.value} grasping episodes at the cpu preset into {workdir}")
   collect.collect(config, workdir, num_episodes=_EPISODES.value, local_workers=2, progress_every=10.0,
                   print_fn=indent)
-  stats = summary.write_summary(workdir, config.env.image_size)
+  stats = summary.write_summary(workdir, config.task, config.env.image_size)
   indent(f"dataset: {stats['episodes']} episodes, {stats['transitions']} transitions, success fraction "
          f"{stats['success_fraction']:.2f}; camera frames: {os.path.join(workdir, summary.SUMMARY_PNG)}")
 

@@ -210,7 +210,7 @@ def test_summary_counts_and_png(dataset_dir):
   os.rename(directory, str(directory) + "-x")
   os.makedirs(directory)
   os.rename(str(directory) + "-x", os.path.join(directory, "episodes"))
-  result = summary.write_summary(str(directory))
+  result = summary.write_summary(str(directory), "grasping")
   assert result["episodes"] == len(episodes)
   assert result["success_fraction"] == pytest.approx(np.mean([e.success for e in episodes]))
   lengths = [e.length for e in episodes]
@@ -225,3 +225,5 @@ def test_summary_counts_and_png(dataset_dir):
   assert attempts[0]["success"] is None
   with open(os.path.join(directory, summary.SUMMARY_PNG), "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  # A stacking dataset's closes are not grasp attempts: no such table.
+  assert "grasp_attempts_by_height" not in summary.write_summary(str(directory), "stacking")

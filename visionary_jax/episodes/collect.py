@@ -286,7 +286,7 @@ def collect(config, workdir: str, num_episodes: int | None = None, local_workers
     from visionary_jax.episodes import summary  # pylint: disable=g-import-not-at-top
     shards_lib.write_manifest(directory, {"task": config.task, "seed": int(config.seed),
                                           "num_episodes": num_episodes})
-    result["summary"] = summary.write_summary(workdir, int(config.env.image_size))
+    result["summary"] = summary.write_summary(workdir, config.task, int(config.env.image_size))
     print_fn(f"collect: dataset complete: {result['summary']['episodes']} episodes, success "
              f"fraction {result['summary']['success_fraction']:.3f}; summary in {workdir}")
   return result

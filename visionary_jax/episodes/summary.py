@@ -45,8 +45,8 @@ def grasp_attempts_by_height(data: dataset_lib.Dataset) -> list[dict[str, Any]]:
   return rows
 
 
-def summarize(data: dataset_lib.Dataset) -> dict[str, Any]:
-  """Counts, success fraction and episode-length histogram of a dataset."""
+def summarize(data: dataset_lib.Dataset, task: str) -> dict[str, Any]:
+  """Counts, success fraction and episode-length histogram of a dataset; grasping adds its attempts by height."""
   lengths = data.episode_length
   counts = np.bincount(lengths)
   scripted = data.episode_scripted
@@ -63,7 +63,7 @@ def summarize(data: dataset_lib.Dataset) -> dict[str, Any]:
       "mean_episode_length": float(lengths.mean()),
       "episode_length_histogram": {str(n): int(c) for n, c in enumerate(counts) if c},
       "unique_seeds": int(len(np.unique(data.episode_seed))),
-      "grasp_attempts_by_height": grasp_attempts_by_height(data),
+      **({"grasp_attempts_by_height": grasp_attempts_by_height(data)} if task == "grasping" else {}),
       "bad_shards": [{"path": b.path, "problem": b.problem} for b in data.bad_shards],
   }
 
@@ -105,12 +105,12 @@ def plot(data: dataset_lib.Dataset, path: str, rows: int = 6, columns: int = 8):
   os.replace(tmp, path)
 
 
-def write_summary(workdir: str, image_size: int | None = None,
+def write_summary(workdir: str, task: str, image_size: int | None = None,
                   skip_bad_shards: bool = False) -> dict[str, Any]:
-  """Writes workdir/summary.json and workdir/summary.png for workdir/episodes; returns the dict."""
+  """Writes workdir/summary.json and workdir/summary.png for `task`'s workdir/episodes; returns the dict."""
   data = dataset_lib.Dataset(os.path.join(workdir, "episodes"), image_size,
                              skip_bad_shards=skip_bad_shards, mmap=True)
-  result = summarize(data)
+  result = summarize(data, task)
   atomic.write_json(os.path.join(workdir, SUMMARY_JSON), result)
   plot(data, os.path.join(workdir, SUMMARY_PNG))
   return result
