@@ -56,7 +56,7 @@ def test_subset_sampler_draws_only_the_subset_and_resumes(data):
 @pytest.mark.slow  # compiles a QT-Opt update and the held-out loss
 def test_heldout_loss_is_the_loss_of_the_update():
   # The held-out Bellman error of a state on a batch equals the loss the update reports for that batch
-  # before stepping, when the target CEM keys agree (fold_in(rng, step) per transition) and the update does
+  # before stepping, when the target CEM keys agree (split from fold_in(rng, step) per transition) and the update does
   # not augment its images (the held-out error never does).
   cfg = update_fixtures.config("smoke")
   cfg.train.augment_shift = 0

@@ -63,14 +63,14 @@ def heldout_loss(trainable: Mapping[str, Any], target: Mapping[str, Any], lagged
   Args:
     trainable, target, lagged: {"params", "arch"} of the online and the two target networks.
     batch: transitions (update.BATCH_KEYS) with leading axis B, e.g. `Dataset.transitions`.
-    key: PRNG key; transition i's target CEM uses fold_in(key, i).
+    key: PRNG key; transition i's target CEM uses the CEM key split from fold_in(key, i), as an update's.
     network, config: the network and the update hyper-parameters (bound with functools.partial).
   Returns:
     [] mean log loss between Q(s, a) and the clipped double-Q target y.
   """
   b = batch["reward"].shape[0]
-  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(b))
-  y, _ = update.bellman_targets(network, config, target, lagged, batch, keys)
+  _, cem_keys = update.augment_and_cem_keys(jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(b)))
+  y, _ = update.bellman_targets(network, config, target, lagged, batch, cem_keys)
   loss, _ = update.loss_fn(trainable, network, batch, y)
   return loss
 
