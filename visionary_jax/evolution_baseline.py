@@ -12,7 +12,6 @@ import time
 from typing import Any, Mapping
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -56,20 +55,20 @@ def holdout_split(data: dataset_lib.Dataset, holdout_every: int) -> tuple[np.nda
 
 
 def heldout_loss(trainable: Mapping[str, Any], target: Mapping[str, Any], lagged: Mapping[str, Any],
-                 batch: Mapping[str, jax.Array], key: jax.Array, *, network: qnetwork.QNetwork,
+                 batch: Mapping[str, jax.Array], rng: jax.Array, step: jax.Array, *, network: qnetwork.QNetwork,
                  config: update.UpdateConfig) -> jax.Array:
   """The QT-Opt loss on one batch without a gradient step or image augmentation: a trained state's Bellman error.
 
   Args:
     trainable, target, lagged: {"params", "arch"} of the online and the two target networks.
     batch: transitions (update.BATCH_KEYS) with leading axis B, e.g. `Dataset.transitions`.
-    key: PRNG key; transition i's target CEM uses the CEM key split from fold_in(key, i), as an update's.
+    rng, step: the target CEM's keys are those an update at `step` of a run seeded with `rng` uses.
     network, config: the network and the update hyper-parameters (bound with functools.partial).
   Returns:
     [] mean log loss between Q(s, a) and the clipped double-Q target y.
   """
   b = batch["reward"].shape[0]
-  _, cem_keys = update.augment_and_cem_keys(jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(b)))
+  _, cem_keys = update.augment_and_cem_keys(update.transition_keys(rng, step, b, None))
   y, _ = update.bellman_targets(network, config, target, lagged, batch, cem_keys)
   loss, _ = update.loss_fn(trainable, network, batch, y)
   return loss
@@ -84,8 +83,7 @@ def heldout_bellman_error(state: train_state_lib.TrainState, network: qnetwork.Q
   for j in range(num_batches):
     rng = np.random.default_rng([seed, j])
     batch = data.transitions(heldout[rng.integers(0, len(heldout), batch_size)])
-    values.append(float(loss(state.trainable, state.target, state.lagged, batch,
-                             jax.random.fold_in(jax.random.PRNGKey(seed), j))))
+    values.append(float(loss(state.trainable, state.target, state.lagged, batch, jax.random.PRNGKey(seed), j)))
   return float(np.mean(values))
 
 
