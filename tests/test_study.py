@@ -179,6 +179,21 @@ def test_resume_with_another_config_is_refused(study):
     pipeline.run_study(config, str(study["root"]), variants=["baseline"], seeds=[0])
 
 
+def test_resume_with_other_checkpoint_and_log_intervals_is_accepted(study):
+  path = study["root"] / pipeline.STUDY_JSON
+  original = path.read_text()
+  try:
+    config = _config(study["data"])
+    config.train.checkpoint_every += 3
+    config.train.log_every += 2
+    pipeline.run_study(config, str(study["root"]), variants=["baseline"], seeds=[0], log=lambda line: None)
+    config.train.gamma = 0.5
+    with pytest.raises(ValueError, match=r"fields that differ: \['train.gamma'\]"):
+      pipeline.run_study(config, str(study["root"]), variants=["baseline"], seeds=[0])
+  finally:
+    path.write_text(original)
+
+
 def test_root_written_before_a_config_field_existed_resumes_at_its_default(study):
   path = study["root"] / pipeline.STUDY_JSON
   original = path.read_text()

@@ -99,6 +99,11 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
   return {prefix[:-1]: tree}
 
 
+# A study may resume with other values of these: a run resumed from any checkpoint ends where
+# the uninterrupted run would have, and metrics records do not feed back into training.
+RESUME_NEUTRAL_FIELDS = frozenset({"train.checkpoint_every", "train.log_every"})
+
+
 def _study_record(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """study.json: what every run of the study shares.
 
@@ -122,6 +127,8 @@ def _write_study_record(root: str, config: ml_collections.ConfigDict,
 
   A field the existing record lacks (added to the configs since it was written) is
   accepted when it holds its default, from `defaults` (the preset's unmodified config).
+  The fields in RESUME_NEUTRAL_FIELDS may differ: they set only when a run writes its
+  checkpoints and metrics records, not what it computes.
   """
   record = _study_record(config)
   path = os.path.join(root, STUDY_JSON)
@@ -133,7 +140,7 @@ def _write_study_record(root: str, config: ml_collections.ConfigDict,
     default = _flatten(json.loads(defaults.to_json())) if defaults is not None else {}
     added_at_default = lambda k: k not in before and k in default and now.get(k) == default[k]
     differ = sorted(k for k in set(before) | set(now)
-                    if before.get(k) != now.get(k) and not added_at_default(k))
+                    if before.get(k) != now.get(k) and not added_at_default(k) and k not in RESUME_NEUTRAL_FIELDS)
     if differ:
       raise ValueError(f"{path} was written for another config (fields that differ: {differ[:6]}"
                        f"{' ...' if len(differ) > 6 else ''}); resume with the same config or use a new --workdir")
