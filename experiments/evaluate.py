@@ -34,13 +34,9 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
   try:
-    with open(f"{_EXPORT.value}/config.json") as f:
-      config = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise app.UsageError(f"--export={_EXPORT.value}: cannot read config.json ({e})") from e
-  for key in ("task", "env"):
-    if key not in config:
-      raise app.UsageError(f"--export={_EXPORT.value}: config.json lacks {key!r}")
+    config = export.read_config(_EXPORT.value, ("task", "env")).to_dict()
+  except ValueError as e:
+    raise app.UsageError(f"--export: {e}") from e
   cem_overrides = {}
   for field, flag in _CEM_FLAGS.items():
     if flag.value < 0:

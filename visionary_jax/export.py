@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import flax
 import jax
@@ -176,8 +176,8 @@ def policy_cem_config(cem_section: Mapping[str, Any], cem_overrides: Mapping[str
   return cem.CEMConfig.from_config(ml_collections.ConfigDict(dict(cem_section, **(cem_overrides or {}))))
 
 
-def load_policy(directory: str, seed: int = 0, cem_overrides: Mapping[str, Any] | None = None) -> Policy:
-  """The exported network as a Policy; every inconsistency is a ValueError naming the file."""
+def read_config(directory: str, sections: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """The run config an export was written with; ValueError names the file if the export or a section is missing."""
   directory = os.path.abspath(directory)
   if not os.path.isdir(directory):
     raise ValueError(f"export {directory} is not a directory")
@@ -185,9 +185,16 @@ def load_policy(directory: str, seed: int = 0, cem_overrides: Mapping[str, Any] 
   if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
     raise ValueError(f"export {directory}: export.json is not a {FORMAT} v{VERSION} manifest")
   config = ml_collections.ConfigDict(_read_json(directory, "config.json"))
-  for section in ("network", "cem"):
+  for section in sections:
     if section not in config:
       raise ValueError(f"export {directory}: config.json lacks the {section!r} section")
+  return config
+
+
+def load_policy(directory: str, seed: int = 0, cem_overrides: Mapping[str, Any] | None = None) -> Policy:
+  """The exported network as a Policy; every inconsistency is a ValueError naming the file."""
+  directory = os.path.abspath(directory)
+  config = read_config(directory, ("network", "cem"))
   genotype = genotype_lib.load_json(os.path.join(directory, "genotype.json"))
   network = qnetwork.QNetwork(qnetwork.NetworkSpec.from_config(config.network), genotype)
   try:

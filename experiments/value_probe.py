@@ -1,0 +1,62 @@
+"""An exported Q-function's values beside its dataset's returns, by gripper state and height.
+
+  python -m experiments.value_probe --export=RUN/train/export [--dataset_dir=DIR] \\
+      [--transitions=2048] [--seed=0] [--output=probe.json]
+
+The dataset defaults to the one the run trained on (the export's config.json,
+`train.dataset_dir`), the discount to its `train.gamma`. Prints the Markdown
+table of visionary_jax/value_probe.py; the last line is one JSON object with
+the overall figures, and --output gets everything.
+"""
+
+import json
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from visionary_jax import atomic
+from visionary_jax import export
+from visionary_jax import value_probe
+from visionary_jax.episodes import dataset as dataset_lib
+from visionary_jax.episodes import shards as shards_lib
+
+_EXPORT = flags.DEFINE_string("export", None, "Export directory (visionary_jax.export).")
+_DATASET_DIR = flags.DEFINE_string("dataset_dir", "", "Episode shards; empty: the export's train.dataset_dir.")
+_TRANSITIONS = flags.DEFINE_integer("transitions", 2048, "Transitions drawn (without replacement).")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the draw.")
+_OUTPUT = flags.DEFINE_string("output", None, "Optional JSON file for the full result.")
+flags.mark_flags_as_required(["export"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)
+  try:
+    config = export.read_config(_EXPORT.value, ("train", "network", "env"))
+    policy = export.load_policy(_EXPORT.value)
+  except ValueError as e:
+    raise app.UsageError(f"--export: {e}") from e
+  if _DATASET_DIR.value:
+    config.train.dataset_dir = _DATASET_DIR.value
+  try:
+    dataset_dir = dataset_lib.check_train_dataset_dir(config)
+    data = dataset_lib.Dataset(dataset_dir, image_size=policy.network.spec.image_size, mmap=True,
+                               verify_checksum=False, camera_fov=config.env.get("camera_fov"))
+  except (ValueError, shards_lib.ShardError) as e:
+    raise app.UsageError(f"--dataset_dir: {e}") from e
+  try:
+    result = value_probe.probe(policy.network, policy.variables, data, float(config.train.gamma),
+                               _TRANSITIONS.value, _SEED.value)
+  except ValueError as e:
+    raise app.UsageError(f"--transitions: {e}") from e
+  result.update(export=_EXPORT.value, dataset_dir=dataset_dir)
+  print(value_probe.markdown(result), flush=True)
+  if _OUTPUT.value:
+    atomic.write_json(_OUTPUT.value, result)
+  print(json.dumps(dict(result["overall"], transitions=result["transitions"]), sort_keys=True), flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,123 @@
+"""The value probe: discounted returns, the gripper flip, Q on many action sets, the grouped report, its launcher."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import episode_fixtures
+import update_fixtures
+from conftest import perturbed
+from experiments.configs import grasping
+from visionary_jax import export
+from visionary_jax import genotype as G
+from visionary_jax import value_probe
+from visionary_jax.episodes import dataset as dataset_lib
+from visionary_jax.nets import qnetwork
+
+
+def test_discounted_returns_by_hand():
+  reward = np.array([-0.01, -0.01, 1.0, -0.01, -0.01])
+  returns = value_probe.discounted_returns(reward, np.array([3, 2]), gamma=0.5)
+  # Episode 1: G2 = 1, G1 = -0.01 + 0.5, G0 = -0.01 + 0.5 * 0.49. Episode 2 has no success.
+  np.testing.assert_allclose(returns, [0.235, 0.49, 1.0, -0.015, -0.01])
+  with pytest.raises(ValueError, match="episode lengths sum to 4, but there are 5 rewards"):
+    value_probe.discounted_returns(reward, np.array([3, 1]), 0.5)
+
+
+def test_flip_and_change_of_the_gripper_state():
+  action = np.zeros((4, 7), np.float32)
+  action[:, 5:7] = [[1, 0], [0, 1], [1, 0], [0, 1]]  # open, close, open, close
+  flipped = value_probe.flip_gripper_command(action)
+  np.testing.assert_array_equal(flipped[:, 5:7], [[0, 1], [1, 0], [0, 1], [1, 0]])
+  np.testing.assert_array_equal(flipped[:, :5], action[:, :5])
+  closed = np.array([0.0, 0.0, 1.0, 1.0])
+  np.testing.assert_array_equal(value_probe.changes_gripper_state(action, closed), [False, True, True, False])
+  np.testing.assert_array_equal(value_probe.changes_gripper_state(flipped, closed), [True, False, False, True])
+
+
+@pytest.fixture(scope="module")
+def cfg():
+  return grasping.get_config("smoke")
+
+
+@pytest.fixture(scope="module")
+def network(cfg):
+  net = qnetwork.build(cfg.network, G.BASELINE)
+  params = perturbed(jax.jit(lambda: qnetwork.init_variables(net, jax.random.PRNGKey(0)))()["params"])
+  return net, {"params": params}
+
+
+@pytest.fixture(scope="module")
+def data(cfg, tmp_path_factory):
+  directory = tmp_path_factory.mktemp("episodes")
+  episode_fixtures.write_dataset(directory, num_episodes=12, per_shard=4, image_size=cfg.network.image_size)
+  return dataset_lib.Dataset(str(directory))
+
+
+def test_q_values_equal_the_full_forward_pass_in_any_batching(network):
+  net, variables = network
+  rng = np.random.default_rng(0)
+  n, s = 5, net.spec.image_size
+  image = rng.integers(0, 256, (n, s, s, 3), dtype=np.uint8)
+  actions = [rng.uniform(-1, 1, (n, 7)).astype(np.float32) for _ in range(2)]
+  closed, height = np.array([0, 1, 0, 1, 1], np.float32), rng.uniform(0, 0.3, n).astype(np.float32)
+  q = value_probe.q_values(net, variables, image, actions, closed, height, batch_size=2)
+  for a, qa in zip(actions, q):
+    sa = np.concatenate([a, closed[:, None], height[:, None]], axis=1)
+    expected = jax.nn.sigmoid(net.apply(variables, image, sa))
+    np.testing.assert_allclose(qa, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_probe_groups_every_drawn_transition(network, data):
+  net, variables = network
+  result = value_probe.probe(net, variables, data, gamma=0.9, num_transitions=20, seed=3)
+  assert result["transitions"] == 20 and sum(g["n"] for g in result["groups"]) == 20
+  index = np.sort(np.random.default_rng(3).choice(data.num_transitions, 20, replace=False))
+  t = data.transitions(index)
+  returns = value_probe.discounted_returns(data.reward, data.episode_length, 0.9)[index]
+  q_data, q_flip = value_probe.q_values(net, variables, t["image"],
+                                        [t["action"], value_probe.flip_gripper_command(t["action"])],
+                                        t["gripper_closed"], t["height"])
+  assert result["overall"]["return"] == pytest.approx(returns.mean())
+  assert result["overall"]["q_data"] == pytest.approx(q_data.mean(), rel=1e-6)
+  # Every fixture action commands "close", so it changes the state exactly where the gripper is open.
+  closed = t["gripper_closed"] > 0.5
+  for g in result["groups"]:
+    if not g["n"]:
+      assert g["change_fraction"] is None and g["q_change"] is None
+      continue
+    assert g["change_fraction"] == (1.0 if g["gripper"] == "open" else 0.0)
+    low, high = g["height"]
+    m = ((closed if g["gripper"] == "closed" else ~closed) & (t["height"] >= low)
+         & (t["height"] < (np.inf if high is None else high)))
+    assert g["n"] == m.sum()
+    q_change = q_data[m] if g["gripper"] == "open" else q_flip[m]
+    assert g["q_change"] == pytest.approx(q_change.mean(), rel=1e-6)
+    assert g["return_change" if g["gripper"] == "open" else "return_keep"] == pytest.approx(returns[m].mean())
+  table = value_probe.markdown(result)
+  assert table.count("\n") == 1 + len(result["groups"]) and "| open | >= 0.12 |" in table
+  with pytest.raises(ValueError, match=rf"num_transitions must be in \[1, {data.num_transitions}\]"):
+    value_probe.probe(net, variables, data, 0.9, data.num_transitions + 1)
+
+
+def test_launcher(cfg, network, data, tmp_path_factory):
+  net, variables = network
+  directory = export.export(str(tmp_path_factory.mktemp("exports") / "baseline"), cfg, G.BASELINE,
+                            variables["params"], {}, 3)
+  env = update_fixtures.subprocess_env(tmp_path_factory)
+  out = tmp_path_factory.getbasetemp() / "probe.json"
+  result = update_fixtures.run_module(env, "experiments.value_probe", f"--export={directory}",
+                                      f"--dataset_dir={data.directory}", "--transitions=16", f"--output={out}")
+  last = json.loads(result.stdout.strip().splitlines()[-1])
+  saved = json.load(open(out))
+  assert last["transitions"] == 16 and last["q_data"] == pytest.approx(saved["overall"]["q_data"])
+  assert saved["dataset_dir"] == data.directory and len(saved["groups"]) == 6
+  bad = update_fixtures.run_module(env, "experiments.value_probe", f"--export={directory}", check=False)
+  assert bad.returncode != 0 and "train config field 'dataset_dir' is empty" in bad.stderr
+  bad = update_fixtures.run_module(env, "experiments.value_probe", f"--export={directory}",
+                                   f"--dataset_dir={data.directory}", "--transitions=0", check=False)
+  assert bad.returncode != 0 and "num_transitions must be in [1, " in bad.stderr
+  bad = update_fixtures.run_module(env, "experiments.value_probe", f"--export={data.directory}", check=False)
+  assert bad.returncode != 0 and "export.json" in bad.stderr
