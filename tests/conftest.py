@@ -10,6 +10,7 @@ import pytest
 
 from experiments.configs import base
 from visionary_jax import action_space
+from visionary_jax import genotype as G
 from visionary_jax.nets import qnetwork
 
 
@@ -32,3 +33,9 @@ def perturbed(params, seed: int = 1, scale: float = 0.3):
   keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
   return jax.tree_util.tree_unflatten(
       treedef, [x + scale * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)])
+
+
+def perturbed_baseline(network_config) -> tuple[qnetwork.QNetwork, dict]:
+  """The baseline network of a config's `network` section and its perturbed initial params."""
+  net = qnetwork.build(network_config, G.BASELINE)
+  return net, perturbed(jax.jit(lambda: qnetwork.init_variables(net, jax.random.PRNGKey(0)))()["params"])

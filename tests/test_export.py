@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import perturbed
+from conftest import perturbed, perturbed_baseline
 from experiments.configs import grasping
 from visionary_jax import export
 from visionary_jax import genotype as G
@@ -25,8 +25,7 @@ def cfg():
 
 @pytest.fixture(scope="module")
 def baseline_export(cfg, tmp_path_factory):
-  net = qnetwork.build(cfg.network, G.BASELINE)
-  params = perturbed(jax.jit(lambda: qnetwork.init_variables(net, jax.random.PRNGKey(0)))()["params"])
+  net, params = perturbed_baseline(cfg.network)
   directory = export.export(str(tmp_path_factory.mktemp("exports") / "baseline"), cfg, G.BASELINE, params, {}, 7)
   return directory, net, params
 

@@ -8,13 +8,12 @@ import pytest
 
 import episode_fixtures
 import update_fixtures
-from conftest import perturbed
+from conftest import perturbed_baseline
 from experiments.configs import grasping
 from visionary_jax import export
 from visionary_jax import genotype as G
 from visionary_jax import value_probe
 from visionary_jax.episodes import dataset as dataset_lib
-from visionary_jax.nets import qnetwork
 
 
 def test_discounted_returns_by_hand():
@@ -44,8 +43,7 @@ def cfg():
 
 @pytest.fixture(scope="module")
 def network(cfg):
-  net = qnetwork.build(cfg.network, G.BASELINE)
-  params = perturbed(jax.jit(lambda: qnetwork.init_variables(net, jax.random.PRNGKey(0)))()["params"])
+  net, params = perturbed_baseline(cfg.network)
   return net, {"params": params}
 
 

@@ -36,6 +36,12 @@ BLOCKS: Mapping[str, slice] = {
 GRIPPER_OPEN, GRIPPER_CLOSE = 0, 1
 
 
+def commands_close(action: np.ndarray) -> np.ndarray:
+  """bool [...]: actions [..., 7] whose gripper command is "close" (its one-hot's argmax, ties: open)."""
+  command = np.asarray(action)[..., GRIPPER_COMMAND]
+  return command[..., GRIPPER_CLOSE] > command[..., GRIPPER_OPEN]
+
+
 def state_action(action: np.ndarray, gripper_closed, height) -> np.ndarray:
   """Concatenates actions [..., 7] with state scalars broadcast to [..., 1] each -> [..., 9]."""
   action = np.asarray(action, np.float32)

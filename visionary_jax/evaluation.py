@@ -13,6 +13,8 @@ import multiprocessing as mp
 import os
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from visionary_jax import atomic
 from visionary_jax import statistics
 
@@ -33,20 +35,50 @@ def run_trials(export_dir: str, task: str, env_config: Mapping[str, Any], seed: 
   from visionary_jax import export  # pylint: disable=g-import-not-at-top
   policy = export.load_policy(export_dir, seed=seed, cem_overrides=cem_overrides)
   env = envs.make(task, env_config)
-  successes = []
   try:
-    for t in trials:
-      policy.reseed(trial_seed(seed, t) % 2**31)
-      observation, _ = env.reset(seed=trial_seed(seed, t))
-      success, done = False, False
-      while not done:
-        observation, _, terminated, truncated, info = env.step(policy(observation))
-        success = success or bool(info["success"])
-        done = terminated or truncated
-      successes.append(success)
+    return [run_episode(policy, env, seed, t)[0] for t in trials]
   finally:
     env.close()
-  return successes
+
+
+def run_episode(policy: Any, env: Any, seed: int, trial: int,
+                record: bool = False) -> tuple[bool, list[dict[str, Any]]]:
+  """Evaluation trial `trial` of evaluation seed `seed`, acted out to the episode's end.
+
+  Args:
+    policy: an export.Policy (reseeded here, so a trial acts the same wherever it runs).
+    env: the task's env.
+    record: keep every step's observation and action.
+
+  Returns:
+    (success, steps): with `record`, steps[k] = {"image": uint8 [S, S, 3], "gripper_closed": float,
+    "height": float, "action": float32 [7], "reward": float} for the observation at step k and
+    the action taken there; else [].
+  """
+  policy.reseed(trial_seed(seed, trial) % 2**31)
+  observation, _ = env.reset(seed=trial_seed(seed, trial))
+  success, done, steps = False, False, []
+  while not done:
+    action = policy(observation)
+    if record:
+      steps.append({"image": np.asarray(observation["image"]),
+                    "gripper_closed": float(np.asarray(observation["gripper_closed"]).reshape(-1)[0]),
+                    "height": float(np.asarray(observation["height"]).reshape(-1)[0]),
+                    "action": np.asarray(action, np.float32)})
+    observation, reward, terminated, truncated, info = env.step(action)
+    if record:
+      steps[-1]["reward"] = float(reward)
+    success = success or bool(info["success"])
+    done = terminated or truncated
+  return success, steps
+
+
+def env_config_for_split(task: str, env_config: Mapping[str, Any], split: str | None) -> dict[str, Any]:
+  """The env section with grasping's object split set to `split` (None, or another task: unchanged)."""
+  env_config = dict(env_config)
+  if split is not None and task == "grasping":
+    env_config["split"] = split
+  return env_config
 
 
 def _worker(args):
@@ -76,9 +108,7 @@ def evaluate(export_dir: str, task: str, env_config: Mapping[str, Any], trials: 
     raise ValueError(f"evaluation trials must be a positive integer, got {trials!r}")
   if not isinstance(workers, int) or workers < 0:
     raise ValueError(f"evaluation workers must be an integer >= 0, got {workers!r}")
-  env_config = dict(env_config)
-  if split is not None and task == "grasping":
-    env_config["split"] = split
+  env_config = env_config_for_split(task, env_config, split)
   if workers == 0:
     per_trial = run_trials(export_dir, task, env_config, seed, range(trials), cem_overrides)
   else:

@@ -1,13 +1,16 @@
 """Figures as PNG: learning curves (success rate against training step, mean and std band per variant,
-Fig. 6) and a search run's architecture weights against training step."""
+Fig. 6), a search run's architecture weights against training step, and strips of camera frames."""
 
-from typing import Mapping, Sequence
+import os
+from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
+
+from visionary_jax import action_space  # pylint: disable=g-import-not-at-top
 
 Curve = tuple[Sequence[int], Sequence[float]]  # (steps, success rates) of one run
 
@@ -104,3 +107,57 @@ def architecture_weights(records: Sequence[Mapping[str, object]], path: str, tit
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def frame_strips(fig: Any, grid: Any, strips: Sequence[tuple[str, np.ndarray, Callable[[int], str]]],
+                 columns: int) -> None:
+  """Row r of `grid` shows strip r: (row label, frames uint8 [T, S, S, 3], title of frame t).
+
+  A strip longer than `columns` is sampled evenly, keeping its first and last frames.
+  """
+  for r, (label, frames, title) in enumerate(strips):
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(columns, len(frames))).astype(int))
+    for col, t in enumerate(picks):
+      ax = fig.add_subplot(grid[r, col])
+      ax.imshow(frames[t], interpolation="nearest")
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if col == 0:
+        ax.set_ylabel(label, fontsize=7)
+      ax.set_title(title(int(t)), fontsize=7)
+
+
+def save_atomically(fig: Any, path: str, dpi: int) -> None:
+  """Writes the figure to `path` through a temporary file and closes it."""
+  tmp = path + ".tmp.png"
+  fig.savefig(tmp, dpi=dpi)
+  plt.close(fig)
+  os.replace(tmp, path)
+
+
+def rollout_frames(trials: Sequence[Mapping[str, Any]], path: str, columns: int = 10) -> None:
+  """PNG of evaluation rollouts, a row per trial.
+
+  Args:
+    trials: {"trial": int, "success": bool, "steps": [{"image", "height", "gripper_closed", "action"}]}
+      as experiments/rollout.py records them.
+    columns: frames per row at most (sampled evenly over the episode).
+  """
+  if not trials:
+    raise ValueError("no trials to draw")
+  fig = plt.figure(figsize=(1.3 * columns, 1.75 * len(trials)))
+  grid = fig.add_gridspec(len(trials), columns)
+  strips = []
+  for trial in trials:
+    steps = trial["steps"]
+
+    def title(t, steps=steps):
+      command = "close" if action_space.commands_close(steps[t]["action"]) else "open"
+      state = "c" if steps[t]["gripper_closed"] > 0.5 else "o"
+      return f"t={t} h={steps[t]['height']:.2f}{state}\n-> {command}"
+
+    label = f"trial {trial['trial']}\n{'success' if trial['success'] else 'failure'}"
+    strips.append((label, np.stack([s["image"] for s in steps]), title))
+  frame_strips(fig, grid, strips, columns)
+  fig.tight_layout()
+  save_atomically(fig, path, dpi=90)

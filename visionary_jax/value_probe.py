@@ -63,9 +63,7 @@ def flip_gripper_command(action: np.ndarray) -> np.ndarray:
 
 def changes_gripper_state(action: np.ndarray, gripper_closed: np.ndarray) -> np.ndarray:
   """bool [N]: the command closes an open gripper or opens a closed one."""
-  command = action[:, action_space.GRIPPER_COMMAND]
-  closes = command[:, action_space.GRIPPER_CLOSE] > command[:, action_space.GRIPPER_OPEN]
-  return closes != (np.asarray(gripper_closed).reshape(-1) > 0.5)
+  return action_space.commands_close(action) != (np.asarray(gripper_closed).reshape(-1) > 0.5)
 
 
 def q_values(network: qnetwork.QNetwork, variables: Any, image: np.ndarray, actions: Sequence[np.ndarray],

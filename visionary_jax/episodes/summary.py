@@ -11,6 +11,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from visionary_jax import action_space  # pylint: disable=g-import-not-at-top,wrong-import-position
 from visionary_jax import atomic  # pylint: disable=g-import-not-at-top,wrong-import-position
+from visionary_jax import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
 from visionary_jax.episodes import dataset as dataset_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 SUMMARY_JSON = "summary.json"
@@ -21,8 +22,7 @@ ATTEMPT_HEIGHT_EDGES = (0.02, 0.05, 0.10, 0.20)
 
 def grasp_attempts(data: dataset_lib.Dataset) -> np.ndarray:
   """bool [T]: transitions whose command is close and which end their episode (grasp attempts)."""
-  command = data.action[:, action_space.GRIPPER_COMMAND]
-  return (command[:, action_space.GRIPPER_CLOSE] > command[:, action_space.GRIPPER_OPEN]) & data.terminated
+  return action_space.commands_close(data.action) & data.terminated
 
 
 def grasp_attempts_by_height(data: dataset_lib.Dataset) -> list[dict[str, Any]]:
@@ -76,18 +76,12 @@ def plot(data: dataset_lib.Dataset, path: str, rows: int = 6, columns: int = 8):
   chosen = chosen[:rows]
   fig = plt.figure(figsize=(1.3 * columns, 1.4 * (len(chosen) + 2)))
   grid = fig.add_gridspec(len(chosen) + 2, columns)
-  for r, episode in enumerate(chosen):
-    frames = data.episode_frames(int(episode))
-    picks = np.unique(np.linspace(0, len(frames) - 1, min(columns, len(frames))).astype(int))
-    for col, f in enumerate(picks):
-      ax = fig.add_subplot(grid[r, col])
-      ax.imshow(frames[f], interpolation="nearest")
-      ax.set_xticks([])
-      ax.set_yticks([])
-      if col == 0:
-        outcome = "success" if data.episode_success[episode] else "failure"
-        ax.set_ylabel(f"ep {int(data.episode_index[episode])}\n{outcome}", fontsize=7)
-      ax.set_title(f"t={f}", fontsize=7)
+  strips = []
+  for episode in chosen:
+    outcome = "success" if data.episode_success[episode] else "failure"
+    strips.append((f"ep {int(data.episode_index[episode])}\n{outcome}", data.episode_frames(int(episode)),
+                   lambda t: f"t={t}"))
+  plots.frame_strips(fig, grid, strips, columns)
   ax = fig.add_subplot(grid[len(chosen):, :])
   lengths = data.episode_length
   bins = np.arange(1, lengths.max() + 2) - 0.5
@@ -99,10 +93,7 @@ def plot(data: dataset_lib.Dataset, path: str, rows: int = 6, columns: int = 8):
   ax.set_title(f"{data.num_episodes} episodes, success fraction "
                f"{data.episode_success.mean():.3f}", fontsize=9)
   fig.tight_layout()
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=80)
-  plt.close(fig)
-  os.replace(tmp, path)
+  plots.save_atomically(fig, path, dpi=80)
 
 
 def write_summary(workdir: str, task: str, image_size: int | None = None,

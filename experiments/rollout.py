@@ -1,0 +1,79 @@
+"""Watch an exported policy act: evaluation trials step by step, as text, PNG frames and JSON.
+
+  python -m experiments.rollout --export=DIR [--trials=4] [--first_trial=0] [--seed=0] [--split=test] \\
+      [--frames=rollouts.png] [--output=rollouts.json]
+
+Trial t is trial t of `experiments.evaluate --seed=SEED` (same scene, same CEM
+random stream), so its outcome here is the one the evaluation counted. Each
+trial prints one line per step: the gripper's height above the tray (m) and
+state (o/c), the commanded translation and the gripper command.
+"""
+
+import json
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from visionary_jax import action_space
+from visionary_jax import atomic
+from visionary_jax import evaluation
+from visionary_jax import export
+from visionary_jax import plots
+
+_EXPORT = flags.DEFINE_string("export", None, "Export directory (visionary_jax.export).")
+_TRIALS = flags.DEFINE_integer("trials", 4, "Number of trials.")
+_FIRST_TRIAL = flags.DEFINE_integer("first_trial", 0, "Index of the first trial.")
+_SEED = flags.DEFINE_integer("seed", 0, "Evaluation seed (as in experiments.evaluate).")
+_SPLIT = flags.DEFINE_enum("split", "test", ["train", "test"], "Grasping object split.")
+_FRAMES = flags.DEFINE_string("frames", None, "Optional PNG of the camera frames, a row per trial.")
+_COLUMNS = flags.DEFINE_integer("columns", 10, "Frames per row of --frames at most.")
+_OUTPUT = flags.DEFINE_string("output", None, "Optional JSON file of every step (without images).")
+flags.mark_flags_as_required(["export"])
+
+
+def _step_text(step) -> str:
+  a = step["action"]
+  command = "close" if action_space.commands_close(a) else "open"
+  return (f"h={step['height']:.3f}{'c' if step['gripper_closed'] > 0.5 else 'o'} "
+          f"T=({a[0]:+.2f},{a[1]:+.2f},{a[2]:+.2f}) {command}")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)
+  for name, flag, low in (("trials", _TRIALS, 1), ("first_trial", _FIRST_TRIAL, 0), ("columns", _COLUMNS, 1)):
+    if flag.value < low:
+      raise app.UsageError(f"--{name} must be >= {low}, got {flag.value}")
+  try:
+    config = export.read_config(_EXPORT.value, ("task", "env"))
+    policy = export.load_policy(_EXPORT.value)
+  except ValueError as e:
+    raise app.UsageError(f"--export: {e}") from e
+  from visionary_jax import envs  # pylint: disable=g-import-not-at-top
+  env = envs.make(config.task, evaluation.env_config_for_split(config.task, config.env.to_dict(), _SPLIT.value))
+  trials = []
+  try:
+    for trial in range(_FIRST_TRIAL.value, _FIRST_TRIAL.value + _TRIALS.value):
+      success, steps = evaluation.run_episode(policy, env, _SEED.value, trial, record=True)
+      trials.append({"trial": trial, "success": success, "steps": steps})
+      print(f"trial {trial}: {'success' if success else 'failure'} after {len(steps)} steps", flush=True)
+      for k, step in enumerate(steps):
+        print(f"  {k:2d} {_step_text(step)}", flush=True)
+  finally:
+    env.close()
+  if _FRAMES.value:
+    plots.rollout_frames(trials, _FRAMES.value, _COLUMNS.value)
+  summary = {"export": _EXPORT.value, "task": config.task, "seed": _SEED.value, "split": _SPLIT.value,
+             "successes": sum(t["success"] for t in trials), "trials": len(trials)}
+  if _OUTPUT.value:
+    atomic.write_json(_OUTPUT.value, dict(summary, per_trial=[
+        {"trial": t["trial"], "success": t["success"],
+         "steps": [{"height": s["height"], "gripper_closed": s["gripper_closed"], "action": s["action"].tolist(),
+                    "reward": s["reward"]} for s in t["steps"]]} for t in trials]))
+  print(json.dumps(summary, sort_keys=True), flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
