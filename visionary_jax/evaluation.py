@@ -128,8 +128,7 @@ def evaluate(export_dir: str, task: str, env_config: Mapping[str, Any], trials: 
 
 def write_curve(workdir: str, curve: Sequence[Mapping[str, Any]]) -> None:
   """eval_curve.json and eval_curve.png (success rate and Wilson interval against training step)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
+  from visionary_jax import plots  # pylint: disable=g-import-not-at-top  (selects the Agg backend)
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   atomic.write_json(os.path.join(workdir, "eval_curve.json"), list(curve))
   steps = [c["step"] for c in curve]
@@ -143,10 +142,7 @@ def write_curve(workdir: str, curve: Sequence[Mapping[str, Any]]) -> None:
   ax.set_ylim(0, 1)
   ax.legend(loc="lower right")
   fig.tight_layout()
-  tmp = os.path.join(workdir, ".eval_curve.tmp.png")
-  fig.savefig(tmp, dpi=120)
-  plt.close(fig)
-  os.replace(tmp, os.path.join(workdir, "eval_curve.png"))
+  plots.save_atomically(fig, os.path.join(workdir, "eval_curve.png"), dpi=120)
 
 
 def read_curve(workdir: str) -> list[dict[str, Any]]:
