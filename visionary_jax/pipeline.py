@@ -133,18 +133,34 @@ def _write_study_record(root: str, config: ml_collections.ConfigDict,
   record = _study_record(config)
   path = os.path.join(root, STUDY_JSON)
   if os.path.exists(path):
-    old = run_files.read_json(path, "study record")
-    if not isinstance(old, dict) or old.get("format") != STUDY_FORMAT:
-      raise ValueError(f"{path} is not a {STUDY_FORMAT} record")
-    before, now = _flatten(old.get("config", {})), _flatten(record["config"])
-    default = _flatten(json.loads(defaults.to_json())) if defaults is not None else {}
-    added_at_default = lambda k: k not in before and k in default and now.get(k) == default[k]
-    differ = sorted(k for k in set(before) | set(now)
-                    if before.get(k) != now.get(k) and not added_at_default(k) and k not in RESUME_NEUTRAL_FIELDS)
+    differ = differing_study_fields(read_study_record(path), record, defaults)
     if differ:
       raise ValueError(f"{path} was written for another config (fields that differ: {differ[:6]}"
                        f"{' ...' if len(differ) > 6 else ''}); resume with the same config or use a new --workdir")
   atomic.write_json(path, record)
+
+
+def read_study_record(path: str) -> dict[str, Any]:
+  """A study.json, or a ValueError naming the file when it is not one."""
+  record = run_files.read_json(path, "study record")
+  if not isinstance(record, dict) or record.get("format") != STUDY_FORMAT:
+    raise ValueError(f"{path} is not a {STUDY_FORMAT} record")
+  return record
+
+
+def differing_study_fields(old: dict[str, Any], new: dict[str, Any],
+                           defaults: ml_collections.ConfigDict | None = None) -> list[str]:
+  """Config fields (dotted, sorted) in which two study records describe different studies.
+
+  A field `old` lacks (added to the configs since it was written) does not count when `new`
+  holds its default, from `defaults` (the preset's unmodified config), nor do the fields
+  in RESUME_NEUTRAL_FIELDS, which set only when a run writes its checkpoints and metrics.
+  """
+  before, now = _flatten(old.get("config", {})), _flatten(new.get("config", {}))
+  default = _flatten(json.loads(defaults.to_json())) if defaults is not None else {}
+  added_at_default = lambda k: k not in before and k in default and now.get(k) == default[k]
+  return sorted(k for k in set(before) | set(now)
+                if before.get(k) != now.get(k) and not added_at_default(k) and k not in RESUME_NEUTRAL_FIELDS)
 
 
 def _retrain(config: ml_collections.ConfigDict, genotype_path: str, workdir: str, seed: int,

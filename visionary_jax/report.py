@@ -40,9 +40,7 @@ def load_study(root: str) -> dict[str, Any]:
   if not os.path.isdir(root):
     raise ValueError(f"--workdir={root} is not a directory")
   path = os.path.join(root, pipeline.STUDY_JSON)
-  record = run_files.read_json(path, "study record")
-  if not isinstance(record, dict) or record.get("format") != pipeline.STUDY_FORMAT:
-    raise ValueError(f"{path} is not a {pipeline.STUDY_FORMAT} record")
+  record = pipeline.read_study_record(path)
   study = record.get("config", {}).get("study", {}) if isinstance(record.get("config"), dict) else {}
   dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
   missing = ([k for k in ("task", "preset") if k not in record]

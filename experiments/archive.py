@@ -1,0 +1,42 @@
+"""Copies the finished runs of a study root into a lasting archive that experiments.report reads.
+
+  python -m experiments.archive --workdir=ROOT --archive=docs/results/study_grasping_cpu_runs
+  python -m experiments.report --workdir=docs/results/study_grasping_cpu_runs --output=DIR
+
+ROOT holds checkpoints and exports on one machine's disk; the archive keeps each
+complete run's genotype, curves, timings and pictures (a few hundred KB), so runs
+made on several machines or sessions report together. Layout and rules:
+visionary_jax/study_archive.py.
+"""
+
+from absl import app
+from absl import flags
+
+from experiments.configs import base
+from visionary_jax import pipeline
+from visionary_jax import study_archive
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Study root (experiments/study.py --workdir).")
+_ARCHIVE = flags.DEFINE_string("archive", None, "Archive directory (created when missing).")
+flags.mark_flags_as_required(["workdir", "archive"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  try:
+    record = pipeline.read_study_record(f"{_WORKDIR.value}/{pipeline.STUDY_JSON}")
+    if record.get("task") not in base.TASKS or record.get("preset") not in base.PRESETS:
+      raise ValueError(f"{_WORKDIR.value}/{pipeline.STUDY_JSON} names an unknown task or preset "
+                       f"({record.get('task')!r}, {record.get('preset')!r})")
+    defaults = base.task_config(record["task"], record["preset"])
+    outcome = study_archive.archive_study(_WORKDIR.value, _ARCHIVE.value, defaults,
+                                          log=lambda line: print(line, flush=True))
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
+  print(f"archive {_ARCHIVE.value}: {len(outcome['archived'])} runs added, {len(outcome['unchanged'])} already "
+        f"there, {len(outcome['incomplete'])} incomplete", flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
