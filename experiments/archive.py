@@ -18,6 +18,9 @@ from visionary_jax import study_archive
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Study root (experiments/study.py --workdir).")
 _ARCHIVE = flags.DEFINE_string("archive", None, "Archive directory (created when missing).")
+_ACCEPT_OTHER_DATASET = flags.DEFINE_bool(
+    "accept_other_dataset", False, "Archive ROOT even if its dataset's size differs from the archive's (the same "
+    "collection command re-run on another machine); each run records its dataset in source.json.")
 flags.mark_flags_as_required(["workdir", "archive"])
 
 
@@ -31,7 +34,8 @@ def main(argv):
                        f"({record.get('task')!r}, {record.get('preset')!r})")
     defaults = base.task_config(record["task"], record["preset"])
     outcome = study_archive.archive_study(_WORKDIR.value, _ARCHIVE.value, defaults,
-                                          log=lambda line: print(line, flush=True))
+                                          log=lambda line: print(line, flush=True),
+                                          accept_other_dataset=_ACCEPT_OTHER_DATASET.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   print(f"archive {_ARCHIVE.value}: {len(outcome['archived'])} runs added, {len(outcome['unchanged'])} already "

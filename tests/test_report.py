@@ -96,7 +96,9 @@ def test_write_report(tmp_path):
   assert "Incomplete runs (not in the tables): visionary seed 3" in text
   # Evolution budget: 20 runs x 100 steps, 1500 s against the one-shot search's 1000 s.
   assert "| 0 | 20 x 100 | 2000 | 1500 s | 2000 | 1000 s | 1.50 |" in text
-  assert "loc1: conv_filter attention <- action" in open(paths["genotypes.md"]).read()
+  genotypes = open(paths["genotypes.md"]).read()
+  assert "loc1: conv_filter attention <- action" in genotypes
+  assert "picture" not in genotypes  # no run here drew its architecture.png
   assert open(paths["table_one.csv"]).read().startswith("variant,runs,final_mean")
   assert matplotlib.image.imread(paths["learning_curves.png"]).std() > 0.01
   assert report.distinct_found(report.found_genotypes(str(tmp_path / "root"))) == {

@@ -110,3 +110,25 @@ def test_launcher(tmp_path_factory, tmp_path):
   malformed = _launch(tmp_path_factory, f"--workdir={tmp_path / 'root'}", f"--archive={tmp_path / 'other'}")
   assert malformed.returncode != 0 and "baseline/seed_0/train/eval_curve.json is malformed JSON" in malformed.stderr
   assert not os.path.exists(tmp_path / "other")
+
+
+def test_a_recollected_dataset_is_archived_on_request_and_reported(tmp_path):
+  first, second, archive = (str(tmp_path / name) for name in ("first", "second", "archive"))
+  make_study(first, {"baseline": {0: [0.5, 0.6], 1: [0.9, 0.7]}})
+  make_study(second, {"visionary": {0: [0.7, 0.8], 1: [0.6, 0.9]}})
+  record = json.load(open(os.path.join(second, "study.json")))
+  record["dataset"].update(transitions=692)
+  json.dump(record, open(os.path.join(second, "study.json"), "w"))
+  study_archive.archive_study(first, archive, log=_quiet)
+  with pytest.raises(ValueError, match="accept it explicitly"):
+    study_archive.archive_study(second, archive, log=_quiet)
+  outcome = study_archive.archive_study(second, archive, log=_quiet, accept_other_dataset=True)
+  assert outcome["archived"] == ["visionary seed 0", "visionary seed 1"]
+  assert json.load(open(os.path.join(archive, "visionary", "seed_1", "source.json")))["dataset"]["transitions"] == 692
+  runs, _ = report.read_runs(archive, 2000)
+  assert report.runs_on_other_datasets(archive, runs, {"episodes": 100, "transitions": 700}) == {
+      (100, 692): ["visionary seed 0", "visionary seed 1"]}
+  paths = report.write_report(archive, str(tmp_path / "out"), {}, log=_quiet)
+  text = open(paths["report.md"]).read()
+  assert "- dataset: `/data/episodes`, 100 episodes, 700 transitions" in text
+  assert "- re-collected with the same command, 100 episodes, 692 transitions: visionary seed 0, visionary seed 1" in text

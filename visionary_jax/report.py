@@ -33,6 +33,7 @@ from visionary_jax.nets import flops as flops_lib
 from visionary_jax.nets import qnetwork
 
 Curve = list[dict[str, Any]]  # eval_curve.json: [{"step", "success_rate", "trials", ...}], steps ascending
+ARCHIVE_SOURCE_JSON = "source.json"  # where an archived run came from (visionary_jax/study_archive.py)
 
 
 def load_study(root: str) -> dict[str, Any]:
@@ -191,8 +192,10 @@ def genotypes_markdown(root: str, genotypes: Mapping[str, Mapping[int, genotype_
   for variant, seeds in genotypes.items():
     for seed, genotype in seeds.items():
       derived = os.path.join(pipeline.run_dir(root, variant, seed), "derived")
-      lines += [f"### {variant} seed {seed}", "", f"`{os.path.join(derived, 'genotype.json')}`, picture "
-                f"`{os.path.join(derived, 'architecture.png')}`", "", "```", genotype.describe(), "```", ""]
+      picture = os.path.join(derived, "architecture.png")
+      lines += [f"### {variant} seed {seed}", "", f"`{os.path.join(derived, 'genotype.json')}`"
+                + (f", picture `{picture}`" if os.path.exists(picture) else ""), "", "```", genotype.describe(),
+                "```", ""]
   return "\n".join(lines)
 
 
@@ -204,6 +207,22 @@ def distinct_found(genotypes: Mapping[str, Mapping[int, genotype_lib.Genotype]])
       if genotype != genotype_lib.BASELINE:
         found.setdefault(genotype, []).append(f"{variant} s{seed}")
   return {", ".join(labels): genotype for genotype, labels in found.items()}
+
+
+def runs_on_other_datasets(root: str, runs: Mapping[str, Mapping[int, Curve]],
+                           dataset: Mapping[str, Any]) -> dict[tuple[int, int], list[str]]:
+  """{(episodes, transitions): ["variant seed k", ...]} of archived runs whose source.json names another dataset size."""
+  other: dict[tuple[int, int], list[str]] = {}
+  for variant, seeds in runs.items():
+    for seed in sorted(seeds):
+      path = os.path.join(pipeline.run_dir(root, variant, seed), ARCHIVE_SOURCE_JSON)
+      if not os.path.exists(path):
+        continue
+      own = run_files.read_json(path, "archive source").get("dataset")
+      if isinstance(own, dict) and (own.get("episodes"), own.get("transitions")) != (dataset["episodes"],
+                                                                                  dataset["transitions"]):
+        other.setdefault((own.get("episodes"), own.get("transitions")), []).append(f"{variant} seed {seed}")
+  return other
 
 
 def evolution_budget_markdown(root: str) -> str:
@@ -272,6 +291,9 @@ def write_report(root: str, output: str, flops_specs: Mapping[str, qnetwork.Netw
       f"- one-shot search: {study['search_steps']} steps; every final network trained from scratch for "
       f"{study['retrain_steps']} steps, evaluated every {study['eval_every'] or study['retrain_steps']} steps and at "
       f"the last on {study['eval_trials']} trials",
+      *[f"- re-collected with the same command, {episodes} episodes, {transitions} transitions: "
+        f"{', '.join(names)}" for (episodes, transitions), names in
+        runs_on_other_datasets(root, runs, dataset).items()],
       "- runs per variant: " + ", ".join(f"{v} {len(s)} (seeds {', '.join(map(str, sorted(s)))})"
                                          for v, s in runs.items()), ""]
   if incomplete:

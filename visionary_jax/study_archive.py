@@ -11,7 +11,10 @@ reads it unchanged:
 
 Runs from several roots (other machines, other sessions) go into one archive when
 their study.json describe the same study (visionary_jax.pipeline's resume rule) and
-the same dataset size. A run is archived once it is complete (its evaluation curve
+the same dataset size; a root whose dataset was re-collected with the same command
+but came out a little different (PyBullet's contacts are not bitwise reproducible
+across machines) is archived only on request, each such run's source.json recording
+the dataset it was trained on, which the report lists. A run is archived once it is complete (its evaluation curve
 reaches `study.retrain_steps`); archiving it again is a no-op, and a run whose files
 differ from the archived ones is refused rather than overwritten.
 """
@@ -32,7 +35,7 @@ RUN_FILES = (
     "search/timing.json", "search/architecture_weights.png", "search/budget.json", "search/history.json",
     "search/result.json", "train/timing.json", "train/eval_curve.json", "train/eval_curve.png",
 )
-SOURCE_JSON = "source.json"
+SOURCE_JSON = report.ARCHIVE_SOURCE_JSON
 
 
 def _same_bytes(a: str, b: str) -> bool:
@@ -41,8 +44,13 @@ def _same_bytes(a: str, b: str) -> bool:
 
 
 def check_same_study(archive_record: dict[str, Any], root_record: dict[str, Any], archive_path: str,
-                     root_path: str, defaults: ml_collections.ConfigDict | None = None) -> None:
-  """Raises ValueError naming both study.json files when they describe different studies or datasets."""
+                     root_path: str, defaults: ml_collections.ConfigDict | None = None,
+                     accept_other_dataset: bool = False) -> None:
+  """Raises ValueError naming both study.json files when they describe different studies or datasets.
+
+  With `accept_other_dataset`, datasets of different sizes are accepted (the config,
+  and so the collection command, must still agree).
+  """
   if (archive_record.get("task"), archive_record.get("preset")) != (root_record.get("task"), root_record.get("preset")):
     raise ValueError(f"{root_path} is a {root_record.get('task')}/{root_record.get('preset')} study; {archive_path} "
                      f"archives {archive_record.get('task')}/{archive_record.get('preset')}")
@@ -52,19 +60,21 @@ def check_same_study(archive_record: dict[str, Any], root_record: dict[str, Any]
                      f"{differ[:6]}{' ...' if len(differ) > 6 else ''}); archive it elsewhere")
   sizes = [{k: record.get("dataset", {}).get(k) for k in ("episodes", "transitions")}
            for record in (archive_record, root_record)]
-  if sizes[0] != sizes[1]:
+  if sizes[0] != sizes[1] and not accept_other_dataset:
     raise ValueError(f"{root_path} was trained on a dataset of {sizes[1]}, {archive_path} on one of {sizes[0]}; "
-                     "archive it elsewhere")
+                     "archive it elsewhere, or, if the dataset was re-collected with the same command, accept it "
+                     "explicitly (--accept_other_dataset)")
 
 
 def archive_study(root: str, archive: str, defaults: ml_collections.ConfigDict | None = None,
-                  log: Callable[[str], None] = print) -> dict[str, list[str]]:
+                  log: Callable[[str], None] = print, accept_other_dataset: bool = False) -> dict[str, list[str]]:
   """Copies the complete runs of study root `root` into `archive` (layout in the module docstring).
 
   Args:
     root: a study root (experiments/study.py --workdir).
     archive: the archive directory; created with `root`'s study.json when it does not exist.
     defaults: the preset's unmodified config (see pipeline.differing_study_fields).
+    accept_other_dataset: archive `root` even when its dataset's size differs from the archive's.
     log: where each run's outcome is announced.
   Returns:
     {"archived": [...], "unchanged": [...], "incomplete": [...]}, runs as "variant seed k".
@@ -78,7 +88,8 @@ def archive_study(root: str, archive: str, defaults: ml_collections.ConfigDict |
   root_record = report.load_study(root)
   archive_path = os.path.join(archive, pipeline.STUDY_JSON)
   if os.path.exists(archive_path):
-    check_same_study(pipeline.read_study_record(archive_path), root_record, archive_path, root_path, defaults)
+    check_same_study(pipeline.read_study_record(archive_path), root_record, archive_path, root_path, defaults,
+                     accept_other_dataset)
   runs, incomplete = report.read_runs(root, int(root_record["config"]["study"]["retrain_steps"]))
   plan = []
   for variant, seeds in runs.items():
@@ -111,7 +122,7 @@ def archive_study(root: str, archive: str, defaults: ml_collections.ConfigDict |
         data = src.read()
       atomic.write(os.path.join(staging, f), lambda out, data=data: out.write(data))
     atomic.write_json(os.path.join(staging, SOURCE_JSON), {
-        "root": os.path.abspath(root), "run": os.path.abspath(source),
+        "root": os.path.abspath(root), "run": os.path.abspath(source), "dataset": root_record["dataset"],
         "archived_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
     os.replace(staging, target)
     outcome["archived"].append(name)
