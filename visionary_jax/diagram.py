@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 from matplotlib import patches  # pylint: disable=g-import-not-at-top
 
 from visionary_jax import genotype as genotype_lib
+from visionary_jax import plots
 
 _STAGES = ("stem + block 2a", "block 2b + pool", "block 3a", "block 3b + pool", "block 4")
 _OP_COLOURS = {"noop": "#eeeeee", "add": "#9ecae1", "concat": "#a1d99b", "hadamard": "#fdae6b",
@@ -103,5 +104,4 @@ def draw(genotype: genotype_lib.Genotype, path: str, title: str = "",
   ax.text(-0.5, -3.3, "dashed red: kept peer-attention edges (sigmoid weight > 0.5, listed under each location); "
           "black arrows from the action: locations whose merge op uses it", fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plots.save_atomically(fig, path, dpi=110)

@@ -1,7 +1,6 @@
 """Figures as PNG: learning curves (success rate against training step, mean and std band per variant,
 Fig. 6), a search run's architecture weights against training step, and strips of camera frames."""
 
-import os
 from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib
@@ -11,6 +10,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from visionary_jax import action_space  # pylint: disable=g-import-not-at-top
+from visionary_jax import atomic  # pylint: disable=g-import-not-at-top
 
 Curve = tuple[Sequence[int], Sequence[float]]  # (steps, success rates) of one run
 
@@ -42,8 +42,7 @@ def learning_curves(variants: Mapping[str, Sequence[Curve]], path: str, title: s
   if title:
     ax.set_title(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save_atomically(fig, path, dpi=110)
 
 
 Series = dict[int, dict[str, dict[str, tuple[list[int], list[float]]]]]
@@ -105,8 +104,7 @@ def architecture_weights(records: Sequence[Mapping[str, object]], path: str, tit
   if title:
     fig.suptitle(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  save_atomically(fig, path, dpi=100)
 
 
 def frame_strips(fig: Any, grid: Any, strips: Sequence[tuple[str, np.ndarray, Callable[[int], str]]],
@@ -128,11 +126,11 @@ def frame_strips(fig: Any, grid: Any, strips: Sequence[tuple[str, np.ndarray, Ca
 
 
 def save_atomically(fig: Any, path: str, dpi: int) -> None:
-  """Writes the figure to `path` through a temporary file and closes it."""
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=dpi)
-  plt.close(fig)
-  os.replace(tmp, path)
+  """Writes the figure to `path` as PNG through visionary_jax.atomic (temp file, fsync, rename) and closes it."""
+  try:
+    atomic.write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+  finally:
+    plt.close(fig)
 
 
 def rollout_frames(trials: Sequence[Mapping[str, Any]], path: str, columns: int = 10) -> None:
