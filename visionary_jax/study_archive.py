@@ -14,9 +14,10 @@ their study.json describe the same study (visionary_jax.pipeline's resume rule) 
 the same dataset size; a root whose dataset was re-collected with the same command
 but came out a little different (PyBullet's contacts are not bitwise reproducible
 across machines) is archived only on request, each such run's source.json recording
-the dataset it was trained on, which the report lists. A run is archived once it is complete (its evaluation curve
-reaches `study.retrain_steps`); archiving it again is a no-op, and a run whose files
-differ from the archived ones is refused rather than overwritten.
+the dataset it was trained on, which the report lists. A run is archived once it is
+complete (its evaluation curve reaches `study.retrain_steps`); archiving it again is
+a no-op, and a run whose files differ from the archived ones is refused rather than
+overwritten.
 """
 
 import datetime
