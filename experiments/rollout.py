@@ -15,7 +15,6 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from visionary_jax import action_space
 from visionary_jax import atomic
 from visionary_jax import evaluation
 from visionary_jax import export
@@ -34,9 +33,8 @@ flags.mark_flags_as_required(["export"])
 
 def _step_text(step) -> str:
   a = step["action"]
-  command = "close" if action_space.commands_close(a) else "open"
-  return (f"h={step['height']:.3f}{'c' if step['gripper_closed'] > 0.5 else 'o'} "
-          f"T=({a[0]:+.2f},{a[1]:+.2f},{a[2]:+.2f}) {command}")
+  state, command = plots.gripper_labels(step)
+  return f"h={step['height']:.3f}{state} T=({a[0]:+.2f},{a[1]:+.2f},{a[2]:+.2f}) {command}"
 
 
 def main(argv):

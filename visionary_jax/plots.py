@@ -133,6 +133,12 @@ def save_atomically(fig: Any, path: str, dpi: int) -> None:
     plt.close(fig)
 
 
+def gripper_labels(step: Mapping[str, Any]) -> tuple[str, str]:
+  """(state before the step, "o" or "c"; command taken, "open" or "close") of a recorded rollout step."""
+  return ("c" if step["gripper_closed"] > 0.5 else "o",
+          "close" if action_space.commands_close(step["action"]) else "open")
+
+
 def rollout_frames(trials: Sequence[Mapping[str, Any]], path: str, columns: int = 10) -> None:
   """PNG of evaluation rollouts, a row per trial.
 
@@ -150,8 +156,7 @@ def rollout_frames(trials: Sequence[Mapping[str, Any]], path: str, columns: int 
     steps = trial["steps"]
 
     def title(t, steps=steps):
-      command = "close" if action_space.commands_close(steps[t]["action"]) else "open"
-      state = "c" if steps[t]["gripper_closed"] > 0.5 else "o"
+      state, command = gripper_labels(steps[t])
       return f"t={t} h={steps[t]['height']:.2f}{state}\n-> {command}"
 
     label = f"trial {trial['trial']}\n{'success' if trial['success'] else 'failure'}"

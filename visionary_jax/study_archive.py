@@ -21,6 +21,7 @@ overwritten.
 """
 
 import datetime
+import filecmp
 import os
 import shutil
 from typing import Any, Callable
@@ -37,11 +38,6 @@ RUN_FILES = (
     "search/result.json", "train/timing.json", "train/eval_curve.json", "train/eval_curve.png",
 )
 SOURCE_JSON = report.ARCHIVE_SOURCE_JSON
-
-
-def _same_bytes(a: str, b: str) -> bool:
-  with open(a, "rb") as fa, open(b, "rb") as fb:
-    return fa.read() == fb.read()
 
 
 def check_same_study(archive_record: dict[str, Any], root_record: dict[str, Any], archive_path: str,
@@ -84,8 +80,6 @@ def archive_study(root: str, archive: str, defaults: ml_collections.ConfigDict |
     or a run whose archived files differ from `root`'s (nothing of that run is written).
   """
   root_path = os.path.join(root, pipeline.STUDY_JSON)
-  if not os.path.isdir(root):
-    raise ValueError(f"study root {root} is not a directory")
   root_record = report.load_study(root)
   archive_path = os.path.join(archive, pipeline.STUDY_JSON)
   if os.path.exists(archive_path):
@@ -100,8 +94,8 @@ def archive_study(root: str, archive: str, defaults: ml_collections.ConfigDict |
       if os.path.isdir(target):
         archived = sorted(os.path.relpath(os.path.join(d, f), target) for d, _, names in os.walk(target)
                           for f in names if f != SOURCE_JSON)
-        if archived != sorted(files) or not all(_same_bytes(os.path.join(source, f), os.path.join(target, f))
-                                                for f in files):
+        if archived != sorted(files) or not all(filecmp.cmp(os.path.join(source, f), os.path.join(target, f),
+                                                            shallow=False) for f in files):
           raise ValueError(f"{target} already archives {variant} seed {seed} with other files than {source}; "
                            f"remove one of them")
         plan.append((f"{variant} seed {seed}", source, target, None))
