@@ -284,7 +284,7 @@ def write_report(root: str, output: str, flops_specs: Mapping[str, qnetwork.Netw
   dataset = record["dataset"]
   header = [
       f"# Study report: {record['task']}, `{record['preset']}` preset", "",
-      f"Study root `{os.path.abspath(root)}` (config in `study.json`), written by "
+      f"Study root `{root}` (config in `study.json`), written by "
       f"`python -m experiments.study --config=experiments/configs/{record['task']}.py:{record['preset']} "
       f"--workdir=ROOT` (plus any `--config.*` overrides recorded in study.json).", "",
       f"- dataset: `{dataset['dir']}`, {dataset['episodes']} episodes, {dataset['transitions']} transitions",
