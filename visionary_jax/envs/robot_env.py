@@ -96,7 +96,7 @@ class RobotEnv(gym.Env, abc.ABC):
     translation = action[action_space.TRANSLATION] * self.max_displacement
     sin, cos = action[action_space.ROTATION]
     yaw_change = math.atan2(float(sin), float(cos)) / math.pi * self.max_rotation
-    close = int(np.argmax(action[action_space.GRIPPER_COMMAND])) == action_space.GRIPPER_CLOSE
+    close = bool(action_space.commands_close(action))
     self._steps += 1
     failure = ""
     try:
