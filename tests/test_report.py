@@ -99,6 +99,9 @@ def test_write_report(tmp_path):
   genotypes = open(paths["genotypes.md"]).read()
   assert "loc1: conv_filter attention <- action" in genotypes
   assert "picture" not in genotypes  # no run here drew its architecture.png
+  # The three baseline seeds share one genotype and so one section that lists their three files.
+  assert "### baseline seeds 0, 1, 2\n\n- `" in genotypes
+  assert genotypes.count("### ") == 3 and genotypes.count("genotype.json`") == 7
   assert open(paths["table_one.csv"]).read().startswith("variant,runs,final_mean")
   assert matplotlib.image.imread(paths["learning_curves.png"]).std() > 0.01
   assert report.distinct_found(report.found_genotypes(str(tmp_path / "root"))) == {

@@ -188,14 +188,20 @@ def found_genotypes(root: str) -> dict[str, dict[int, genotype_lib.Genotype]]:
 
 
 def genotypes_markdown(root: str, genotypes: Mapping[str, Mapping[int, genotype_lib.Genotype]]) -> str:
+  """One section per distinct genotype of each variant, naming the seeds that found it and their files."""
   lines = []
   for variant, seeds in genotypes.items():
+    by_genotype: dict[genotype_lib.Genotype, list[int]] = {}
     for seed, genotype in seeds.items():
-      derived = os.path.join(pipeline.run_dir(root, variant, seed), "derived")
-      picture = os.path.join(derived, "architecture.png")
-      lines += [f"### {variant} seed {seed}", "", f"`{os.path.join(derived, 'genotype.json')}`"
-                + (f", picture `{picture}`" if os.path.exists(picture) else ""), "", "```", genotype.describe(),
-                "```", ""]
+      by_genotype.setdefault(genotype, []).append(seed)
+    for genotype, group in by_genotype.items():
+      lines += [f"### {variant} seed{'s' if len(group) > 1 else ''} {', '.join(map(str, group))}", ""]
+      for seed in group:
+        derived = os.path.join(pipeline.run_dir(root, variant, seed), "derived")
+        picture = os.path.join(derived, "architecture.png")
+        lines.append(f"- `{os.path.join(derived, 'genotype.json')}`"
+                     + (f", picture `{picture}`" if os.path.exists(picture) else ""))
+      lines += ["", "```", genotype.describe(), "```", ""]
   return "\n".join(lines)
 
 
