@@ -101,7 +101,9 @@ def draw(genotype: genotype_lib.Genotype, path: str, title: str = "",
         arrow((sx, sy - 0.3), (tx, ty + 0.47), "#cb181d", "--", 0.1)
 
   ax.text(-0.5, 3.1, title or "architecture", fontsize=10, va="top")
-  ax.text(-0.5, -3.3, "dashed red: kept peer-attention edges (sigmoid weight > 0.5, listed under each location); "
-          "black arrows from the action: locations whose merge op uses it", fontsize=8)
+  edges = ("kept peer-attention edges (sigmoid weight > 0.5, listed under each location)" if weights
+           else "the genotype's peer-attention edges")
+  ax.text(-0.5, -3.3, f"dashed red: {edges}; black arrows from the action: locations whose merge op uses it",
+          fontsize=8)
   fig.tight_layout()
   plots.save_atomically(fig, path, dpi=110)
