@@ -35,8 +35,13 @@ def draw(genotype: genotype_lib.Genotype, path: str, title: str = "",
     weights: optional `genotype.architecture_weights(arch, space)`: the merge
       op's softmax weight and each kept edge's sigmoid weight are printed.
   """
+  plots.save_atomically(figure(genotype, title, weights), path, dpi=110)
+
+
+def figure(genotype: genotype_lib.Genotype, title: str = "",
+           weights: Mapping[int, Mapping[str, Mapping[str, float]]] | None = None):
+  """The matplotlib figure that `draw` saves (arguments as there)."""
   fig, ax = plt.subplots(figsize=(16, 5.6))
-  ax.set_xlim(-0.6, 16.3)
   ax.set_ylim(-3.4, 3.2)
   ax.axis("off")
   y = 0.0
@@ -70,6 +75,7 @@ def draw(genotype: genotype_lib.Genotype, path: str, title: str = "",
       ax.text(x + 0.45, y - 0.5, kept, ha="left", va="top", fontsize=6, color="#cb181d", linespacing=1.1)
   arrow((x + 0.42, y), (x + 0.85, y))
   box(x + 1.4, y, "dense x2\nlogit\nQ = sigmoid", "#ffffff", width=1.0, height=1.0)
+  ax.set_xlim(-0.6, x + 2.1)  # the head box's right edge, with its rounding pad, and a margin
 
   action_xy = (1.2, -2.5)
   box(*action_xy, "action + state", "#fff7bc", width=1.3, height=0.6)
@@ -106,4 +112,4 @@ def draw(genotype: genotype_lib.Genotype, path: str, title: str = "",
   ax.text(-0.5, -3.3, f"dashed red: {edges}; black arrows from the action: locations whose merge op uses it",
           fontsize=8)
   fig.tight_layout()
-  plots.save_atomically(fig, path, dpi=110)
+  return fig
