@@ -74,8 +74,9 @@ def figure(genotype: genotype_lib.Genotype, title: str = "",
       kept = "\n".join(f"{n} {weights[i]['attention_weights'][n]:.2f}" for n in genotype.attention[i])
       ax.text(x + 0.45, y - 0.5, kept, ha="left", va="top", fontsize=6, color="#cb181d", linespacing=1.1)
   arrow((x + 0.42, y), (x + 0.85, y))
-  box(x + 1.4, y, "dense x2\nlogit\nQ = sigmoid", "#ffffff", width=1.0, height=1.0)
-  ax.set_xlim(-0.6, x + 2.1)  # the head box's right edge, with its rounding pad, and a margin
+  head_x, head_width = x + 1.4, 1.0
+  box(head_x, y, "dense x2\nlogit\nQ = sigmoid", "#ffffff", width=head_width, height=1.0)
+  ax.set_xlim(-0.6, head_x + head_width / 2 + 0.2)  # 0.2: the box's rounding pad and a margin
 
   action_xy = (1.2, -2.5)
   box(*action_xy, "action + state", "#fff7bc", width=1.3, height=0.6)
