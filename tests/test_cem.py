@@ -110,14 +110,14 @@ def test_probability_floor_keeps_both_gripper_commands():
     ("num_elites", 100, "num_elites"), ("num_samples", 0, "num_samples"), ("iterations", 1.5, "iterations"),
     ("variance_floor", -1.0, "variance_floor"), ("probability_floor", 0.7, "probability_floor")])
 def test_bad_config_names_the_field(field, value, message):
-  values = dict(base.cem("smoke"))
+  values = dict(base.cem("smoke", "grasping"))
   values[field] = value
   with pytest.raises(ValueError, match=message):
     cem.CEMConfig(**values)
 
 
 def test_unknown_config_field_is_rejected():
-  c = base.cem("smoke")
+  c = base.cem("smoke", "grasping")
   c.num_samplez = 3
   with pytest.raises(ValueError, match="num_samplez"):
     cem.CEMConfig.from_config(c)
@@ -129,7 +129,7 @@ def test_argmax_q_on_network_scores_its_action(smoke_spec):
   variables = qnetwork.init_variables(net, jax.random.PRNGKey(0))
   image, state_action = random_inputs(smoke_spec, batch=3)
   state = jnp.asarray(state_action[:, 7:])
-  config = cem.CEMConfig.from_config(base.cem("smoke"))
+  config = cem.CEMConfig.from_config(base.cem("smoke", "grasping"))
   action, logit = jax.jit(lambda v, i, s, k: cem.argmax_q(net, v, i, s, k, config))(
       variables, image, state, jax.random.split(jax.random.PRNGKey(2), 3))
   forward = net.apply(variables, image, jnp.concatenate([action, state], -1))

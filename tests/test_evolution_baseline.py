@@ -64,7 +64,7 @@ def test_heldout_loss_is_the_loss_of_the_update():
   state = update_fixtures.initial_state(network, cfg)
   batch = update.random_batch(network.spec.image_size, 8, 1, seed=3)
   flat = {k: v[0] for k, v in batch.items()}
-  update_config = update.UpdateConfig.from_config(cfg.train)
+  update_config = update.UpdateConfig.from_config(cfg)
   heldout_loss = jax.jit(functools.partial(evolution_baseline.heldout_loss, network=network, config=update_config))
   loss = heldout_loss(state.trainable, state.target, state.lagged, flat, state.rng, state.step)
   _, metrics = jax.jit(functools.partial(update.train_step, network=network,

@@ -103,18 +103,44 @@ def test_dataset_from_config_checks_the_image_size(tmp_path):
     dataset_lib.from_config(str(tmp_path), cpu)
 
 
+def test_slices_are_stratified_by_bootstrap_in_the_datasets_proportion(data):
+  """Every device slice starts with its bootstrapping transitions; their count follows the dataset."""
+  terminal = set(np.flatnonzero(data.terminated).tolist())
+  s = sampler_lib.ReplaySampler(data, 12, num_devices=2, seed=3, prefetch=0)
+  share = 1 - len(terminal) / data.num_transitions
+  assert s.bootstrap_per_device == round(share * 6)
+  n = s.bootstrap_per_device
+  for k in range(10):
+    idx = s.indices(k).reshape(2, 6)
+    assert not any(i in terminal for i in idx[:, :n].ravel().tolist())
+    assert all(i in terminal for i in idx[:, n:].ravel().tolist())
+  seen = np.unique(np.concatenate([s.indices(k) for k in range(200)]))
+  assert len(seen) == data.num_transitions  # every transition is drawn
+  batch = s.batch(0)
+  assert np.all(batch["done"][:, :n] == 0) and np.all(batch["done"][:, n:] == 1)
+
+
+def test_data_target_stratifies_episode_ends_with_the_terminal_transitions(data):
+  s = sampler_lib.ReplaySampler(data, 16, seed=1, prefetch=0, bootstrap_from_next_action=True)
+  ends = data.episode_end | data.terminated
+  assert s.bootstrap_per_device == round(16 * (1 - ends.mean()))
+  batch = s.batch(3)
+  n = s.bootstrap_per_device
+  assert np.all(batch["episode_end"][0, :n] == 0) and np.all(np.maximum(batch["done"], batch["episode_end"])[0, n:] == 1)
+  t = data.transitions(np.flatnonzero(~data.episode_end)[:5])
+  np.testing.assert_array_equal(t["next_action"], data.action[np.flatnonzero(~data.episode_end)[:5] + 1])
+  with pytest.raises(ValueError, match="'bootstrap_from_next_action' is True"):
+    sampler_lib.ReplaySampler(data, 16, seed=1, prefetch=0).restore(s.state())
+
+
 def test_terminal_fraction_oversamples_terminal_transitions(data):
   terminal = set(np.flatnonzero(data.terminated).tolist())
   uniform = sampler_lib.ReplaySampler(data, 8, seed=3, prefetch=0)
-  np.testing.assert_array_equal(  # 0 keeps the plain uniform stream of earlier runs
-      uniform.indices(5), np.random.default_rng([3, 5]).integers(0, data.num_transitions, 8))
   only = sampler_lib.ReplaySampler(data, 8, seed=3, prefetch=0, terminal_fraction=1.0)
   assert all(i in terminal for k in range(20) for i in only.indices(k).tolist())
   half = sampler_lib.ReplaySampler(data, 8, seed=3, prefetch=0, terminal_fraction=0.5)
   counts = [sum(i in terminal for i in half.indices(k).tolist()) for k in range(50)]
-  assert min(counts) >= 4  # 4 drawn from the terminal ones, the other 4 uniformly from all
-  share = len(terminal) / data.num_transitions
-  assert np.mean(counts) == pytest.approx(4 + 4 * share, abs=0.6)
+  assert counts == [4] * 50  # exactly half of every batch
   with pytest.raises(ValueError, match="'terminal_fraction' is 0.5"):
     uniform.restore(half.state())
   with pytest.raises(ValueError, match="terminal_fraction must be in"):

@@ -53,7 +53,7 @@ def test_update_on_2_and_4_devices_equals_one_device(tmp_path):
 @pytest.fixture(scope="module")
 def pstep(cfg, baseline):
   """The pmapped step on one device, allowed to trace once."""
-  return update.make_pmapped_step(baseline, optimizer_lib.make(cfg.train), update.UpdateConfig.from_config(cfg.train),
+  return update.make_pmapped_step(baseline, optimizer_lib.make(cfg.train), update.UpdateConfig.from_config(cfg),
                                   jax.local_devices()[:1], max_traces=1)
 
 
@@ -86,7 +86,7 @@ def test_bellman_targets_use_min_of_both_targets_and_terminal_mask(cfg, baseline
   """Recomputes y from the two target networks' forward passes at the CEM action."""
   state = update_fixtures.initial_state(baseline, cfg)
   single = {k: v[0] for k, v in update_fixtures.batch(baseline.spec.image_size, 8, seed=1).items()}
-  ucfg = update.UpdateConfig.from_config(cfg.train)
+  ucfg = update.UpdateConfig.from_config(cfg)
   keys = update.transition_keys(state.rng, state.step, 8, None)
   y, _ = update.bellman_targets(baseline, ucfg, state.target, state.lagged, single, keys)
   state_t = np.stack([single["next_gripper_closed"], single["next_height"]], -1)
@@ -170,12 +170,13 @@ def test_bad_optimizer_config_names_the_field(cfg, field, value):
     optimizer_lib.make(train)
 
 
-@pytest.mark.parametrize("field,value", [("augment_shift", -1), ("gamma", 1.5), ("polyak", 1.0), ("lag", 0)])
+@pytest.mark.parametrize("field,value", [("augment_shift", -1), ("gamma", 1.5), ("polyak", 1.0), ("lag", 0),
+                                         ("target", "max")])
 def test_bad_update_config_names_the_field(cfg, field, value):
-  train = cfg.train.copy_and_resolve_references()
-  train[field] = value
+  config = cfg.copy_and_resolve_references()
+  config.train[field] = value
   with pytest.raises(ValueError, match=field):
-    update.UpdateConfig.from_config(train)
+    update.UpdateConfig.from_config(config)
 
 
 def test_joint_step_moves_architecture_logits(cfg):
@@ -183,7 +184,7 @@ def test_joint_step_moves_architecture_logits(cfg):
   network = qnetwork.build(cfg.network, G.SearchSpace(fusion=True, attention=False))
   state = update_fixtures.initial_state(network, cfg)
   optimizer = optimizer_lib.make(cfg.train)
-  ucfg = update.UpdateConfig.from_config(cfg.train)
+  ucfg = update.UpdateConfig.from_config(cfg)
   single = {k: v[0] for k, v in update_fixtures.batch(network.spec.image_size, 8).items()}
   new, metrics = jax.jit(lambda s, x: update.train_step(s, x, network=network, optimizer=optimizer, config=ucfg))(
       state, single)
@@ -201,3 +202,62 @@ def test_bad_batch_names_the_key():
   b = update_fixtures.batch(32, 4)
   with pytest.raises(ValueError, match="one slice per local device"):
     update.check_batch(b, leading=2)
+
+
+def _ordered_batch(image_size: int, n_bootstrap: int, size: int, seed: int = 4) -> dict:
+  """A flat batch whose first `n_bootstrap` transitions bootstrap under either target, the rest are terminal."""
+  single = {k: v[0] for k, v in update_fixtures.batch(image_size, size, seed=seed).items()}
+  single["done"] = (np.arange(size) >= n_bootstrap).astype(np.float32)
+  single["episode_end"] = single["done"].copy()
+  single["reward"] = np.where(single["done"] == 1, np.where(np.arange(size) % 2, 1.0, -0.01), -0.01).astype(
+      np.float32)
+  return single
+
+
+@pytest.mark.parametrize("target", update.TARGETS)
+def test_bootstrap_only_target_equals_full_batch_target(cfg, baseline, target):
+  """Next-state values for the first n transitions only give the full batch's targets when only those bootstrap."""
+  state = update_fixtures.initial_state(baseline, cfg)
+  single = _ordered_batch(baseline.spec.image_size, 5, 8)
+  keys = update.transition_keys(state.rng, state.step, 8, None)
+  config = cfg.copy_and_resolve_references()
+  config.train.target = target
+  full = update.UpdateConfig.from_config(config)
+  head_only = update.UpdateConfig.from_config(config, bootstrap_size=5)
+  y_full, _ = update.bellman_targets(baseline, full, state.target, state.lagged, single, keys)
+  y_head, _ = update.bellman_targets(baseline, head_only, state.target, state.lagged, single, keys)
+  np.testing.assert_allclose(y_head, y_full, rtol=1e-6, atol=1e-7)
+  np.testing.assert_array_equal(y_head[5:], [1.0, 0.0, 1.0])  # terminal: the clipped reward alone
+  assert np.all(y_head[:5] > 0)
+  none, _ = update.bellman_targets(baseline, update.UpdateConfig.from_config(config, bootstrap_size=0),
+                                   state.target, state.lagged, single, keys)
+  np.testing.assert_array_equal(none, np.clip(single["reward"], 0, 1))
+
+
+def test_data_target_bootstraps_at_the_next_action_and_not_past_an_episode_end(cfg, baseline):
+  """y = clip(r + gamma (1 - max(done, episode_end)) min(Q1, Q2)(s', a'_data), 0, 1)."""
+  state = update_fixtures.initial_state(baseline, cfg)
+  single = {k: v[0] for k, v in update_fixtures.batch(baseline.spec.image_size, 8, seed=2).items()}
+  single["done"] = np.array([0, 0, 0, 0, 0, 1, 1, 0], np.float32)
+  single["episode_end"] = np.array([0, 0, 0, 1, 0, 1, 1, 1], np.float32)
+  config = cfg.copy_and_resolve_references()
+  config.train.target = "data"
+  ucfg = update.UpdateConfig.from_config(config)
+  keys = update.transition_keys(state.rng, state.step, 8, None)
+  y, _ = update.bellman_targets(baseline, ucfg, state.target, state.lagged, single, keys)
+  sa = np.concatenate([single["next_action"], single["next_gripper_closed"][:, None],
+                       single["next_height"][:, None]], -1)
+  q1 = jax.nn.sigmoid(baseline.apply({"params": state.target["params"]}, single["next_image"], sa))
+  q2 = jax.nn.sigmoid(baseline.apply({"params": state.lagged["params"]}, single["next_image"], sa))
+  bootstrap = np.array([1, 1, 1, 0, 1, 0, 0, 0], np.float32)
+  expected = np.clip(single["reward"] + 0.9 * bootstrap * np.minimum(q1, q2), 0, 1)
+  np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_check_batch_rejects_slices_out_of_bootstrap_order(cfg):
+  ordered = _ordered_batch(32, 5, 8)
+  ucfg = update.UpdateConfig.from_config(cfg, bootstrap_size=5)
+  update.check_batch(ordered, config=ucfg)
+  swapped = dict(ordered, done=ordered["done"][::-1].copy())
+  with pytest.raises(ValueError, match="exactly 5 bootstrapping"):
+    update.check_batch(swapped, config=ucfg)

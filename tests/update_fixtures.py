@@ -32,7 +32,7 @@ def initial_state(network: qnetwork.QNetwork, cfg, seed: int = 0) -> train_state
 def one_update(network: qnetwork.QNetwork, cfg, num_devices: int, global_batch: int, seed: int = 0):
   """(params after one pmapped update on `num_devices` devices, metrics of device 0) for a fixed batch."""
   devices = jax.local_devices()[:num_devices]
-  step = update.make_pmapped_step(network, optimizer_lib.make(cfg.train), update.UpdateConfig.from_config(cfg.train),
+  step = update.make_pmapped_step(network, optimizer_lib.make(cfg.train), update.UpdateConfig.from_config(cfg),
                                   devices)
   state = update.replicate(initial_state(network, cfg), devices)
   state, metrics = step(state, batch(network.spec.image_size, global_batch, num_devices, seed))

@@ -75,10 +75,10 @@ def heldout_loss(trainable: Mapping[str, Any], target: Mapping[str, Any], lagged
 
 
 def heldout_bellman_error(state: train_state_lib.TrainState, network: qnetwork.QNetwork,
-                          train_config: ml_collections.ConfigDict, data: dataset_lib.Dataset,
+                          config: ml_collections.ConfigDict, data: dataset_lib.Dataset,
                           heldout: np.ndarray, num_batches: int, batch_size: int, seed: int) -> float:
   """Mean `heldout_loss` over `num_batches` fixed batches of held-out transitions (the same for any network)."""
-  loss = jax.jit(functools.partial(heldout_loss, network=network, config=update.UpdateConfig.from_config(train_config)))
+  loss = jax.jit(functools.partial(heldout_loss, network=network, config=update.UpdateConfig.from_config(config)))
   values = []
   for j in range(num_batches):
     rng = np.random.default_rng([seed, j])
@@ -145,7 +145,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, seed: int,
     finally:
       batches.close()
     network = qnetwork.build(config.network, genotype)
-    error = heldout_bellman_error(state, network, config.train, data, heldout_idx, ec.fitness_batches,
+    error = heldout_bellman_error(state, network, config, data, heldout_idx, ec.fitness_batches,
                                   config.replay.batch_size, seed)
     atomic.write_json(path, {"genotype": genotype.to_json_dict(), "heldout_bellman_error": error,
                              "fitness": -error, "steps": int(state.step), "seconds": time.perf_counter() - start})

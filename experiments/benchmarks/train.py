@@ -6,8 +6,8 @@ baseline, the search network and a derived network, in one run:
     against given targets (update.gradient_step);
   * Bellman target: CEM argmax on Q_target1 at s' (encode once per state, all
     candidates of an iteration scored in one call), Q_target2 at the argmax,
-    clipped double-Q target (update.bellman_targets), with the target CEM of
-    `train.target_cem`.
+    clipped double-Q target (update.bellman_targets), with the config's `cem`
+    section (train.target "cem").
 `search_over_base` and `derived_over_base` compare the gradient steps.
 """
 
@@ -29,7 +29,7 @@ def step_functions(config, arch, batch):
   """(gradient step, Bellman target) of one QT-Opt update of `arch` on a flat batch, as zero-argument calls."""
   network = qnetwork.build(config.network, arch)
   optimizer = optimizer_lib.make(config.train)
-  ucfg = update.UpdateConfig.from_config(config.train)
+  ucfg = update.UpdateConfig.from_config(config)
   state = jax.jit(lambda key: train_state.create(network, optimizer, key))(jax.random.PRNGKey(0))
   b = batch["reward"].shape[0]
   keys = update.transition_keys(state.rng, state.step, b, None)
@@ -42,6 +42,7 @@ def step_functions(config, arch, batch):
 
 def run() -> dict:
   config = grasping.get_config("cpu")
+  config.train.target = "cem"
   b = config.replay.batch_size
   batch = {k: v[0] for k, v in update.random_batch(config.network.image_size, b).items()}
   archs = {"base": G.BASELINE, "search": G.SearchSpace(), "derived": networks_benchmark.DERIVED}
@@ -51,7 +52,7 @@ def run() -> dict:
   # Two groups: the search target (seconds per call) between gradient steps would disturb their ratios.
   seconds = _timing.time_interleaved(grads, ROUNDS)
   seconds.update(_timing.time_interleaved(targets, ROUNDS // 2))
-  tc = config.train.target_cem
+  tc = config.cem
   result = {
       "preset_timed": "cpu",
       "batch": b,

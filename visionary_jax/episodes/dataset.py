@@ -97,6 +97,9 @@ class Dataset:
     # observation, and it has one more frame than transitions.
     episode_of_transition = np.repeat(np.arange(self.num_episodes), self.episode_length)
     self.frame = (np.arange(self.num_transitions) + episode_of_transition).astype(np.int64)
+    # An episode's last transition has no next action in the data (terminated or truncated).
+    self.episode_end = np.zeros(self.num_transitions, bool)
+    self.episode_end[np.cumsum(self.episode_length) - 1] = True
     if self.mmap:
       self._images = [a["image"] for a in frame_arrays]
       self._frame_offsets = np.cumsum([0] + [len(im) for im in self._images])
@@ -122,10 +125,26 @@ class Dataset:
       out[rows[order]] = self._images[s][local[order]]
     return out
 
+  def bootstraps(self, from_next_action: bool) -> np.ndarray:
+    """bool [T]: transitions whose Bellman target bootstraps from s'.
+
+    Every non-terminal transition does for a target maximised over actions;
+    a target at the data's next action (`from_next_action`) also excludes each
+    episode's last transition, which has none.
+    """
+    return ~self.terminated & ~self.episode_end if from_next_action else ~self.terminated
+
   def transitions(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-    """Transitions [N] as arrays: images uint8 [N, H, W, 3], action [N, 7], scalars [N]."""
+    """Transitions [N] as arrays: images uint8 [N, H, W, 3], action and next_action [N, 7], scalars [N].
+
+    `next_action` is the action the data took at s' (zeros at an episode's last
+    transition, where `episode_end` is 1).
+    """
     indices = np.asarray(indices, np.int64)
     frame = self.frame[indices]
+    end = self.episode_end[indices]
+    next_action = self.action[np.where(end, indices, indices + 1)]
+    next_action[end] = 0.0
     return {
         "image": self.images(frame),
         "gripper_closed": self.gripper_closed[frame],
@@ -136,6 +155,8 @@ class Dataset:
         "next_image": self.images(frame + 1),
         "next_gripper_closed": self.gripper_closed[frame + 1],
         "next_height": self.height[frame + 1],
+        "next_action": next_action,
+        "episode_end": end.astype(np.float32),
     }
 
   def episode_frames(self, episode: int) -> np.ndarray:

@@ -1,10 +1,14 @@
 """Replay over a Dataset: deterministic, resumable, prefetched, sharded for pmap.
 
-Transitions are drawn uniformly; with `terminal_fraction` f > 0 a fraction f
-of every batch (rounded) is drawn uniformly from the terminal transitions
-(in grasping: the grasp attempts, where success is decided) and the batch is
-shuffled. That reweights the Bellman loss towards them, with no importance
-correction.
+Every device's slice of a batch is stratified: its first `bootstrap_per_device`
+transitions are drawn uniformly from those whose target bootstraps from s'
+(`Dataset.bootstraps`), the rest uniformly from the others (in grasping, the
+grasp attempts), so the update computes next-state values for a fixed number
+of transitions and keeps one static shape. The split follows the dataset's own
+proportion, which is uniform sampling in expectation; with `terminal_fraction`
+f > 0 a fraction f of every slice (rounded) is drawn from the non-bootstrapping
+transitions instead, which reweights the Bellman loss towards them with no
+importance correction.
 
 Batch k of a sampler with seed s draws its transitions with
 `np.random.default_rng([s, k])`, so a batch depends only on (seed, k): the
@@ -25,7 +29,8 @@ class ReplaySampler:
   """Iterator of host batches of transitions; see the module docstring."""
 
   def __init__(self, dataset: dataset_lib.Dataset, batch_size: int, num_devices: int = 1,
-               seed: int = 0, prefetch: int = 4, position: int = 0, terminal_fraction: float = 0.0):
+               seed: int = 0, prefetch: int = 4, position: int = 0, terminal_fraction: float = 0.0,
+               bootstrap_from_next_action: bool = False):
     if batch_size < 1:
       raise ValueError(f"replay.batch_size must be >= 1, got {batch_size}")
     if num_devices < 1 or batch_size % num_devices:
@@ -36,9 +41,17 @@ class ReplaySampler:
     if not 0.0 <= terminal_fraction <= 1.0:
       raise ValueError(f"replay.terminal_fraction must be in [0, 1], got {terminal_fraction}")
     self.terminal_fraction = float(terminal_fraction)
-    self._terminal = np.flatnonzero(dataset.terminated) if terminal_fraction else None
-    if self._terminal is not None and not len(self._terminal):
+    self.bootstrap_from_next_action = bool(bootstrap_from_next_action)
+    bootstraps = dataset.bootstraps(self.bootstrap_from_next_action)
+    self._bootstrap = np.flatnonzero(bootstraps)
+    self._no_bootstrap = np.flatnonzero(~bootstraps)
+    if terminal_fraction and not len(self._no_bootstrap):
       raise ValueError("replay.terminal_fraction > 0 but the dataset has no terminal transitions")
+    per_device = batch_size // num_devices
+    share = 1.0 - self.terminal_fraction if terminal_fraction else len(self._bootstrap) / dataset.num_transitions
+    self.bootstrap_per_device = int(round(share * per_device))
+    if self.bootstrap_per_device and not len(self._bootstrap):
+      raise ValueError("replay.terminal_fraction < 1 but no transition of the dataset bootstraps")
     self.dataset = dataset
     self.batch_size = int(batch_size)
     self.num_devices = int(num_devices)
@@ -52,12 +65,13 @@ class ReplaySampler:
   def indices(self, k: int) -> np.ndarray:
     """Transition indices [batch_size] of batch k."""
     rng = np.random.default_rng([self.seed, k])
-    if self._terminal is None:
-      return rng.integers(0, self.dataset.num_transitions, self.batch_size)
-    terminal = int(round(self.terminal_fraction * self.batch_size))
-    chosen = np.concatenate([self._terminal[rng.integers(0, len(self._terminal), terminal)],
-                             rng.integers(0, self.dataset.num_transitions, self.batch_size - terminal)])
-    return rng.permutation(chosen)
+    n = self.bootstrap_per_device
+    rest = self.batch_size // self.num_devices - n
+    slices = []
+    for _ in range(self.num_devices):
+      slices.append(self._bootstrap[rng.integers(0, len(self._bootstrap), n)])
+      slices.append(self._no_bootstrap[rng.integers(0, max(len(self._no_bootstrap), 1), rest)])
+    return np.concatenate(slices)
 
   def batch(self, k: int) -> dict[str, np.ndarray]:
     """Batch k: every array shaped [num_devices, batch_size / num_devices, ...]."""
@@ -124,11 +138,13 @@ class ReplaySampler:
              "num_transitions": self.dataset.num_transitions}
     if self.terminal_fraction:  # absent when 0, so checkpoints written before the field resume
       state["terminal_fraction"] = self.terminal_fraction
+    if self.bootstrap_from_next_action:
+      state["bootstrap_from_next_action"] = True
     return state
 
   def restore(self, state: dict[str, Any]):
     """Continues from a saved `state()`; refuses a different seed, batch size or dataset."""
-    for key in ("seed", "batch_size", "num_transitions", "terminal_fraction"):
+    for key in ("seed", "batch_size", "num_transitions", "terminal_fraction", "bootstrap_from_next_action"):
       mine = self.state().get(key)
       if state.get(key) != mine:
         raise ValueError(f"replay state field {key!r} is {state.get(key)!r}, this sampler has "
@@ -147,7 +163,12 @@ class ReplaySampler:
 
 
 def from_config(dataset: dataset_lib.Dataset, replay_config, seed: int, num_devices: int = 1,
-                position: int = 0) -> ReplaySampler:
-  """A sampler from a config's `replay` section (experiments/configs/base.py:replay)."""
+                position: int = 0, bootstrap_from_next_action: bool = False) -> ReplaySampler:
+  """A sampler from a config's `replay` section (experiments/configs/base.py:replay).
+
+  `bootstrap_from_next_action`: the target bootstraps at the data's next action
+  (train.target == "data"), so episode ends do not bootstrap.
+  """
   return ReplaySampler(dataset, int(replay_config.batch_size), num_devices, seed,
-                       int(replay_config.prefetch), position, float(replay_config.terminal_fraction))
+                       int(replay_config.prefetch), position, float(replay_config.terminal_fraction),
+                       bootstrap_from_next_action)

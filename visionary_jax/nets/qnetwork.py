@@ -29,6 +29,7 @@ N actions per state, and `__call__(image, state_action[B, 9])` is both.
 """
 
 import dataclasses
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -70,6 +71,8 @@ class NetworkSpec:
   norm_groups: int
   generator_init_std: float
   conv_filter_kernel: int
+  height_scale: float = 1.0  # the height (metres) is multiplied by this before the action embedding
+  initial_q: float = 0.5  # Q of the untrained network: the output bias starts at logit(initial_q)
 
   def __post_init__(self):
     for f in dataclasses.fields(self):
@@ -86,6 +89,10 @@ class NetworkSpec:
                        f"'channels' ({self.channels})")
     if self.conv_filter_kernel % 2 != 1:
       raise ValueError(f"network config field 'conv_filter_kernel' must be odd, got {self.conv_filter_kernel}")
+    if not self.height_scale > 0:
+      raise ValueError(f"network config field 'height_scale' must be > 0, got {self.height_scale!r}")
+    if not 0 < self.initial_q < 1:
+      raise ValueError(f"network config field 'initial_q' must be in (0, 1), got {self.initial_q!r}")
     if not self.generator_init_std > 0:
       raise ValueError(f"network config field 'generator_init_std' must be > 0, got {self.generator_init_std}")
     sizes = self.spatial_sizes()
@@ -164,7 +171,8 @@ class QNetwork(nn.Module):
     self.attention = {str(i): attention_lib.PeerAttention(a.attention_sources(i), a.attention_gated)
                       for i in range(genotype_lib.NUM_LOCATIONS) if a.attention_sources(i)}
     self.head = [nn.Dense(w, kernel_init=layers.fan_in_init()) for w in s.head_widths]
-    self.logit = nn.Dense(1, kernel_init=layers.fan_in_init())
+    self.logit = nn.Dense(1, kernel_init=layers.fan_in_init(),
+                          bias_init=nn.initializers.constant(math.log(s.initial_q / (1.0 - s.initial_q))))
 
   @property
   def split_location(self) -> int:
@@ -239,7 +247,8 @@ class QNetwork(nn.Module):
     b = features.shape[0]
     check_state_action(state_action, (b, None), "state_action")
     n = state_action.shape[1]
-    a = self.action_encoder(state_action.reshape(b * n, -1).astype(jnp.float32))
+    scale = jnp.ones((action_space.STATE_ACTION_DIM,), jnp.float32).at[action_space.HEIGHT].set(self.spec.height_scale)
+    a = self.action_encoder(state_action.reshape(b * n, -1).astype(jnp.float32) * scale)
     tile = lambda v: jnp.repeat(v, n, axis=0)
     x = tile(features)
     pooled = {name: tile(v) for name, v in embedding["pooled"].items()}

@@ -10,7 +10,8 @@ to the bounds, variance floored after every refit) and a Bernoulli over the
 gripper command (probability floored so neither command disappears). Every
 iteration draws `num_samples` candidates per state, scores them in ONE call,
 refits both distributions to the `num_elites` best, and the best candidate
-seen over all iterations is returned.
+seen over all iterations is returned. With `search_yaw` False, u is held at 0
+(no rotation), for tasks whose data never rotates.
 
 Randomness is one PRNG key per state, so the result for a state does not
 depend on which other states share its batch or device.
@@ -29,6 +30,7 @@ from visionary_jax import config_fields
 from visionary_jax.nets import qnetwork
 
 CONTINUOUS_DIM = 4  # tx, ty, tz, yaw parameter u
+YAW = 3  # index of u in the continuous part
 LOW, HIGH = -1.0, 1.0  # bounds of every continuous dimension (the env clips to them too)
 INITIAL_STD = 0.6  # first-iteration std, about that of the uniform data policy on [-1, 1]
 
@@ -42,6 +44,7 @@ class CEMConfig:
   iterations: int
   variance_floor: float
   probability_floor: float
+  search_yaw: bool = True  # False: every candidate keeps the yaw (u = 0, sin 0, cos 1)
 
   def __post_init__(self):
     for name in ("num_samples", "num_elites", "iterations"):
@@ -55,6 +58,8 @@ class CEMConfig:
       raise ValueError(f"cem config field 'variance_floor' must be >= 0, got {self.variance_floor!r}")
     if not (isinstance(self.probability_floor, (int, float)) and 0 <= self.probability_floor <= 0.5):
       raise ValueError(f"cem config field 'probability_floor' must be in [0, 0.5], got {self.probability_floor!r}")
+    if not isinstance(self.search_yaw, bool):
+      raise ValueError(f"cem config field 'search_yaw' must be True or False, got {self.search_yaw!r}")
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "CEMConfig":
@@ -92,9 +97,11 @@ def maximize(score_fn: ScoreFn, state: jax.Array, keys: jax.Array, config: CEMCo
   floor_std = math.sqrt(config.variance_floor)
   p_floor = config.probability_floor
 
+  yaw_mask = jnp.ones((CONTINUOUS_DIM,), jnp.float32).at[YAW].set(1.0 if config.search_yaw else 0.0)
+
   def sample(key, mean, std, p_close):
     k_normal, k_gripper = jax.random.split(key)
-    continuous = jnp.clip(mean + std * jax.random.normal(k_normal, (n, CONTINUOUS_DIM)), LOW, HIGH)
+    continuous = jnp.clip(mean + std * jax.random.normal(k_normal, (n, CONTINUOUS_DIM)), LOW, HIGH) * yaw_mask
     close = jax.random.uniform(k_gripper, (n,)) < p_close
     return continuous, close
 

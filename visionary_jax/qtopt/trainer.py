@@ -33,6 +33,8 @@ Architecture = genotype_lib.Genotype | genotype_lib.SearchSpace
 class Batches(Protocol):
   """What the loop needs from a replay sampler (visionary_jax.episodes.sampler.ReplaySampler)."""
 
+  bootstrap_per_device: int  # leading transitions of each device's slice that bootstrap
+
   def __next__(self) -> dict[str, np.ndarray]: ...
   def state(self) -> dict[str, Any]: ...
   def restore(self, state: dict[str, Any]) -> None: ...
@@ -95,7 +97,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, b
     raise ValueError(f"train config field 'eval_every' must be an integer >= 0, got {tc.eval_every!r}")
   network = qnetwork.build(config.network, arch)
   optimizer = optimizer_lib.make(tc)
-  update_config = update.UpdateConfig.from_config(tc)
+  update_config = update.UpdateConfig.from_config(config, bootstrap_size=batches.bootstrap_per_device)
   devices = jax.local_devices()
   description = describe_architecture(arch)
 
@@ -123,7 +125,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, b
   try:
     for step in range(start + 1, tc.steps + 1):
       batch = next(batches)
-      update.check_batch(batch, len(devices))
+      update.check_batch(batch, len(devices), update_config)
       state, device_metrics = step_fn(state, batch)
       loss = float(device_metrics["loss"][0])
       if not math.isfinite(loss):
@@ -172,7 +174,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, arch_flag: str | Archit
   host_replay = config.replay.copy_and_resolve_references()
   host_replay.batch_size = config.replay.batch_size // processes
   batches = sampler_lib.from_config(data, host_replay, seed=config.seed * 1000 + jax.process_index(),
-                                    num_devices=jax.local_device_count())
+                                    num_devices=jax.local_device_count(),
+                                    bootstrap_from_next_action=config.train.target == "data")
 
   def evaluate(step: int, state: train_state_lib.TrainState) -> dict[str, float]:
     directory = export_lib.export(os.path.join(workdir, "evals", "latest"), config, arch, state.params,

@@ -30,7 +30,8 @@ from visionary_jax.qtopt import train_state as train_state_lib
 
 AXIS = "devices"
 BATCH_KEYS = ("image", "gripper_closed", "height", "action", "reward", "done", "next_image",
-              "next_gripper_closed", "next_height")
+              "next_gripper_closed", "next_height", "next_action", "episode_end")
+TARGETS = ("cem", "data")
 Batch = Mapping[str, jax.Array]
 Metrics = dict[str, jax.Array]
 
@@ -42,8 +43,13 @@ class UpdateConfig:
   gamma: float
   polyak: float
   lag: int
-  target_cem: cem.CEMConfig
+  target_cem: cem.CEMConfig  # the policy's CEM (config.cem), used when target == "cem"
   augment_shift: int = 0  # pixels; s and s' are shifted independently (augment.py), 0: off
+  # "cem": a* = CEM argmax of Q_target1 at s' (QT-Opt); "data": a* = the data's next action (SARSA).
+  target: str = "cem"
+  # Leading transitions of each device's slice that bootstrap (the sampler's `bootstrap_per_device`):
+  # next-state values are computed for those only. None: for all, weighted by (1 - done).
+  bootstrap_size: int | None = None
 
   def __post_init__(self):
     if not 0 <= self.gamma <= 1:
@@ -52,21 +58,29 @@ class UpdateConfig:
       raise ValueError(f"train config field 'polyak' must be in [0, 1), got {self.polyak!r}")
     if not isinstance(self.lag, int) or self.lag < 1:
       raise ValueError(f"train config field 'lag' must be a positive integer, got {self.lag!r}")
+    if self.target not in TARGETS:
+      raise ValueError(f"train config field 'target' must be one of {TARGETS}, got {self.target!r}")
+    if self.bootstrap_size is not None and (not isinstance(self.bootstrap_size, int) or self.bootstrap_size < 0):
+      raise ValueError(f"bootstrap_size must be None or an integer >= 0, got {self.bootstrap_size!r}")
     if not isinstance(self.augment_shift, int) or self.augment_shift < 0:
       raise ValueError(f"train config field 'augment_shift' must be an integer >= 0 (pixels), "
                        f"got {self.augment_shift!r}")
 
   @classmethod
-  def from_config(cls, train: ml_collections.ConfigDict) -> "UpdateConfig":
+  def from_config(cls, config: ml_collections.ConfigDict, bootstrap_size: int | None = None) -> "UpdateConfig":
+    """From a task config's `train` and `cem` sections."""
+    train = config.train
     return cls(gamma=float(train.gamma), polyak=float(train.polyak), lag=train.lag,
-               target_cem=cem.CEMConfig.from_config(train.target_cem), augment_shift=train.augment_shift)
+               target_cem=cem.CEMConfig.from_config(config.cem), augment_shift=train.augment_shift,
+               target=train.target, bootstrap_size=bootstrap_size)
 
 
 def random_batch(image_size: int, global_batch: int, num_devices: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
   """Random transitions with every key of BATCH_KEYS, shaped [num_devices, B / num_devices, ...].
 
   For benchmarks and tests: uint8 images, actions in [-1, 1], 30 % rewards of
-  1 (else -0.01), 40 % terminal transitions, heights in [0, 0.3] m.
+  1 (else -0.01), 40 % terminal transitions (each also an episode end, as are 10 % of the
+  others), heights in [0, 0.3] m.
   """
   rng = np.random.default_rng(seed)
   b = global_batch
@@ -80,12 +94,19 @@ def random_batch(image_size: int, global_batch: int, num_devices: int = 1, seed:
       "done": (rng.uniform(size=b) < 0.4).astype(np.float32),
       "next_gripper_closed": (rng.uniform(size=b) < 0.5).astype(np.float32),
       "next_height": rng.uniform(0.0, 0.3, b).astype(np.float32),
+      "next_action": rng.uniform(-1, 1, (b, 7)).astype(np.float32),
   }
+  flat["episode_end"] = np.maximum(flat["done"], rng.uniform(size=b) < 0.1).astype(np.float32)
   return {k: v.reshape((num_devices, b // num_devices) + v.shape[1:]) for k, v in flat.items()}
 
 
-def check_batch(batch: Mapping[str, Any], leading: int | None = None) -> None:
-  """Raises ValueError naming the first missing key or inconsistent leading shape."""
+def check_batch(batch: Mapping[str, Any], leading: int | None = None, config: UpdateConfig | None = None) -> None:
+  """Raises ValueError naming the first missing key, inconsistent leading shape or misordered slice.
+
+  With `config.bootstrap_size` n, the first n transitions of every device's
+  slice (the last batch axis before the per-transition shape) must bootstrap and
+  the others must not: the update computes next-state values for the first n only.
+  """
   missing = [k for k in BATCH_KEYS if k not in batch]
   if missing:
     raise ValueError(f"batch is missing keys {missing}; expected {list(BATCH_KEYS)}")
@@ -95,6 +116,14 @@ def check_batch(batch: Mapping[str, Any], leading: int | None = None) -> None:
       raise ValueError(f"batch key {k!r} has shape {batch[k].shape}, expected leading dims {shape}")
   if leading is not None and shape[0] != leading:
     raise ValueError(f"batch leading axis is {shape[0]}, expected one slice per local device ({leading})")
+  if config is not None and config.bootstrap_size is not None:
+    done = np.asarray(batch["done"], np.float32)
+    if config.target == "data":
+      done = np.maximum(done, np.asarray(batch["episode_end"], np.float32))
+    n = config.bootstrap_size
+    if np.any(done[..., :n] != 0) or np.any(done[..., n:] != 1):
+      raise ValueError(f"batch slices must start with exactly {n} bootstrapping transitions (target "
+                       f"{config.target!r}), then only non-bootstrapping ones")
 
 
 def _state(gripper_closed: jax.Array, height: jax.Array) -> jax.Array:
@@ -129,24 +158,50 @@ def augment_batch(batch: Batch, keys: jax.Array, pad: int) -> Batch:
               next_image=augment.random_shift(batch["next_image"], fold(2), pad))
 
 
+def no_bootstrap(batch: Batch, target: str) -> jax.Array:
+  """[B] 1.0 where the target does not bootstrap: terminal, or (target "data") no next action in the data."""
+  done = batch["done"].astype(jnp.float32)
+  return jnp.maximum(done, batch["episode_end"].astype(jnp.float32)) if target == "data" else done
+
+
 def bellman_targets(network: qnetwork.QNetwork, config: UpdateConfig, target: Any, lagged: Any, batch: Batch,
                     keys: jax.Array) -> tuple[jax.Array, Metrics]:
-  """y [B] = clip(r + gamma (1 - done) min(Q_target1, Q_target2)(s', a*), 0, 1), a* by CEM on Q_target1.
+  """y [B] = clip(r + gamma (1 - done) min(Q_target1, Q_target2)(s', a*), 0, 1).
+
+  a* is the CEM argmax of Q_target1 at s' (target "cem") or the data's next
+  action (target "data"). With `config.bootstrap_size` n, next-state values are
+  computed for the first n transitions only and the others' targets are their
+  rewards (clipped), which is the same target when exactly those n bootstrap.
 
   Args:
     network: the Q-network.
-    config: update hyper-parameters (gamma, target CEM).
+    config: update hyper-parameters (gamma, target, target CEM, bootstrap size).
     target, lagged: {"params", "arch"} of the two target networks.
     batch: one device's batch (BATCH_KEYS, leading axis B).
     keys: [B] PRNG keys for CEM.
   """
-  state_t = _state(batch["next_gripper_closed"], batch["next_height"])
+  n = batch["reward"].shape[0] if config.bootstrap_size is None else config.bootstrap_size
+  if n == 0:
+    y = jnp.clip(batch["reward"].astype(jnp.float32), 0.0, 1.0)
+    zero = jnp.zeros((), jnp.float32)
+    return y, {"target_mean": jnp.mean(y), "v_next_mean": zero, "q_target1_mean": zero, "q_target2_mean": zero}
+  head = {k: v[:n] for k, v in batch.items()}
+  state_t = _state(head["next_gripper_closed"], head["next_height"])
   target_vars = train_state_lib.as_variables(target)
-  a_star, logit_t1 = cem.argmax_q(network, target_vars, batch["next_image"], state_t, keys, config.target_cem)
+  if config.target == "cem":
+    a_star, logit_t1 = cem.argmax_q(network, target_vars, head["next_image"], state_t, keys[:n], config.target_cem)
+  else:
+    a_star = head["next_action"].reshape(n, action_space.ACTION_DIM).astype(jnp.float32)
+    logit_t1 = network.apply(target_vars, head["next_image"], jnp.concatenate([a_star, state_t], axis=-1))
   state_action_t = jnp.concatenate([a_star, state_t], axis=-1)
-  logit_t2 = network.apply(train_state_lib.as_variables(lagged), batch["next_image"], state_action_t)
-  return losses.clipped_double_q_target(batch["reward"].astype(jnp.float32), batch["done"].astype(jnp.float32),
-                                        qnetwork.q_value(logit_t1), qnetwork.q_value(logit_t2), config.gamma)
+  logit_t2 = network.apply(train_state_lib.as_variables(lagged), head["next_image"], state_action_t)
+  y_head, metrics = losses.clipped_double_q_target(
+      head["reward"].astype(jnp.float32), no_bootstrap(head, config.target), qnetwork.q_value(logit_t1),
+      qnetwork.q_value(logit_t2), config.gamma)
+  y_tail = jnp.clip(batch["reward"][n:].astype(jnp.float32), 0.0, 1.0)
+  y = jnp.concatenate([y_head, y_tail])
+  metrics["target_mean"] = jnp.mean(y)
+  return y, metrics
 
 
 def loss_fn(trainable: dict[str, Any], network: qnetwork.QNetwork, batch: Batch,
