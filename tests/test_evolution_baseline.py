@@ -12,6 +12,7 @@ from experiments.configs import grasping
 from visionary_jax import evolution_baseline
 from visionary_jax import genotype as G
 from visionary_jax.episodes import dataset as dataset_lib
+from visionary_jax.episodes import sampler as sampler_lib
 from visionary_jax.nets import qnetwork
 from visionary_jax.qtopt import optimizer as optimizer_lib
 from visionary_jax.qtopt import update
@@ -26,19 +27,19 @@ def data(tmp_path_factory):
 
 
 def test_holdout_split_hand_computed(data):
-  train, heldout = evolution_baseline.holdout_split(data, 5)
+  train, heldout = dataset_lib.holdout_split(data, 5)
   # Episodes 0, 5 and 10 (one transition each) start at transitions 0, 1+2+3+4+5 = 15 and 15+15 = 30.
   np.testing.assert_array_equal(heldout, [0, 15, 30])
   np.testing.assert_array_equal(train, sorted(set(range(33)) - {0, 15, 30}))
-  _, heldout = evolution_baseline.holdout_split(data, 6)  # episodes 0 and 6: transitions 0 and 15 + 1 = 16, 17
+  _, heldout = dataset_lib.holdout_split(data, 6)  # episodes 0 and 6: transitions 0 and 15 + 1 = 16, 17
   np.testing.assert_array_equal(heldout, [0, 16, 17])
-  with pytest.raises(ValueError, match="'evolution.holdout_every' must be an integer >= 2"):
-    evolution_baseline.holdout_split(data, 1)
+  with pytest.raises(ValueError, match="'holdout_every' must be an integer >= 2"):
+    dataset_lib.holdout_split(data, 1)
 
 
 def test_subset_sampler_draws_only_the_subset_and_resumes(data):
   subset = np.array([3, 4, 20])
-  sampler = evolution_baseline.SubsetSampler(data, subset, batch_size=6, num_devices=2, seed=7, prefetch=2)
+  sampler = sampler_lib.ReplaySampler(data, batch_size=6, num_devices=2, seed=7, prefetch=2, subset=subset)
   first = [next(sampler) for _ in range(3)]
   assert first[0]["reward"].shape == (2, 3)
   for k in range(3):
@@ -46,11 +47,11 @@ def test_subset_sampler_draws_only_the_subset_and_resumes(data):
   state = sampler.state()
   later = next(sampler)
   sampler.close()
-  again = evolution_baseline.SubsetSampler(data, subset, batch_size=6, num_devices=2, seed=7, prefetch=0)
+  again = sampler_lib.ReplaySampler(data, batch_size=6, num_devices=2, seed=7, prefetch=0, subset=subset)
   again.restore(state)
   np.testing.assert_array_equal(next(again)["action"], later["action"])
   with pytest.raises(ValueError, match="at least one transition"):
-    evolution_baseline.SubsetSampler(data, np.array([], np.int64), 6, 1, 0, 0)
+    sampler_lib.ReplaySampler(data, 6, 1, 0, 0, subset=np.array([], np.int64))
 
 
 @pytest.mark.slow  # compiles a QT-Opt update and the held-out loss

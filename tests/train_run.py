@@ -41,6 +41,7 @@ class Poisoned:
 
   def __init__(self, inner, k):
     self.inner, self.k = inner, k
+    self.bootstrap_per_device = inner.bootstrap_per_device
 
   def __next__(self):
     position = self.inner.state()["position"]

@@ -27,33 +27,6 @@ from visionary_jax.qtopt import trainer
 from visionary_jax.qtopt import update
 
 
-class SubsetSampler(sampler_lib.ReplaySampler):
-  """Uniform replay over a subset of a dataset's transitions; batch k depends only on (seed, k)."""
-
-  def __init__(self, dataset: dataset_lib.Dataset, transitions: np.ndarray, batch_size: int, num_devices: int,
-               seed: int, prefetch: int):
-    super().__init__(dataset, batch_size, num_devices, seed, prefetch)
-    if len(transitions) == 0:
-      raise ValueError("a replay subset needs at least one transition")
-    self.transitions = np.asarray(transitions, np.int64)
-
-  def indices(self, k: int) -> np.ndarray:
-    rng = np.random.default_rng([self.seed, k])
-    return self.transitions[rng.integers(0, len(self.transitions), self.batch_size)]
-
-
-def holdout_split(data: dataset_lib.Dataset, holdout_every: int) -> tuple[np.ndarray, np.ndarray]:
-  """(training, held-out) transition indices: every `holdout_every`-th episode of the dataset is held out."""
-  if not isinstance(holdout_every, int) or holdout_every < 2:
-    raise ValueError(f"study config field 'evolution.holdout_every' must be an integer >= 2, got {holdout_every!r}")
-  episode = np.repeat(np.arange(data.num_episodes), data.episode_length)
-  held = episode % holdout_every == 0
-  if held.all() or not held.any():
-    raise ValueError(f"the dataset's {data.num_episodes} episodes leave no training or no held-out transitions "
-                     f"with evolution.holdout_every={holdout_every}")
-  return np.flatnonzero(~held), np.flatnonzero(held)
-
-
 def heldout_loss(trainable: Mapping[str, Any], target: Mapping[str, Any], lagged: Mapping[str, Any],
                  batch: Mapping[str, jax.Array], rng: jax.Array, step: jax.Array, *, network: qnetwork.QNetwork,
                  config: update.UpdateConfig) -> jax.Array:
@@ -118,7 +91,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, seed: int,
   ec = config.study.evolution
   os.makedirs(workdir, exist_ok=True)
   data = dataset_lib.from_train_config(config)
-  train_idx, heldout_idx = holdout_split(data, ec.holdout_every)
+  train_idx, heldout_idx = dataset_lib.holdout_split(data, ec.holdout_every)
   log(f"evolution: {len(train_idx)} training and {len(heldout_idx)} held-out transitions; "
       f"{ec.population_size + ec.cycles} candidates x {ec.fitness_steps} steps")
   fitness_config = run_files.stage_config(config, seed, ec.fitness_steps, 0)
@@ -138,8 +111,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, seed: int,
         return float(cached["fitness"])
     os.makedirs(directory, exist_ok=True)
     start = time.perf_counter()
-    batches = SubsetSampler(data, train_idx, config.replay.batch_size, devices, seed=seed * 1000,
-                            prefetch=config.replay.prefetch)
+    batches = sampler_lib.from_config(data, config.replay, seed=seed * 1000, num_devices=devices,
+                                      bootstrap_from_next_action=config.train.target == "data", subset=train_idx)
     try:
       state = trainer.train(fitness_config, directory, genotype, batches, log=run_files.indent(log, "      "))
     finally:

@@ -24,7 +24,6 @@ from visionary_jax import action_space
 from visionary_jax import genotype as genotype_lib
 from visionary_jax.episodes import dataset as dataset_lib
 from visionary_jax.episodes import summary
-from visionary_jax.evolution_baseline import holdout_split
 from visionary_jax.nets import qnetwork
 from visionary_jax.qtopt import augment
 from visionary_jax.qtopt import losses
@@ -48,7 +47,7 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
 def attempt_split(data: dataset_lib.Dataset, holdout_every: int) -> tuple[np.ndarray, np.ndarray]:
   """(training, held-out) transition indices of the grasp attempts, split by episode."""
   attempts = summary.grasp_attempts(data)
-  train, held = holdout_split(data, holdout_every)
+  train, held = dataset_lib.holdout_split(data, holdout_every)
   train, held = train[attempts[train]], held[attempts[held]]
   if not len(train) or not len(held):
     raise ValueError(f"the dataset has {len(train)} training and {len(held)} held-out grasp attempts; "

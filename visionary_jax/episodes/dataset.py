@@ -190,3 +190,15 @@ def from_train_config(config) -> Dataset:
                  skip_bad_shards=config.replay.skip_bad_shards,
                  max_in_memory_gb=config.replay.max_in_memory_gb,
                  camera_fov=float(config.env.camera_fov))
+
+
+def holdout_split(data: Dataset, holdout_every: int) -> tuple[np.ndarray, np.ndarray]:
+  """(training, held-out) transition indices [T_train], [T_held]: every `holdout_every`-th episode is held out."""
+  if not isinstance(holdout_every, int) or holdout_every < 2:
+    raise ValueError(f"config field 'holdout_every' must be an integer >= 2, got {holdout_every!r}")
+  episode = np.repeat(np.arange(data.num_episodes), data.episode_length)
+  held = episode % holdout_every == 0
+  if held.all() or not held.any():
+    raise ValueError(f"the dataset's {data.num_episodes} episodes leave no training or no held-out transitions "
+                     f"with holdout_every={holdout_every}")
+  return np.flatnonzero(~held), np.flatnonzero(held)

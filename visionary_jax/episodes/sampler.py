@@ -8,7 +8,8 @@ of transitions and keeps one static shape. The split follows the dataset's own
 proportion, which is uniform sampling in expectation; with `terminal_fraction`
 f > 0 a fraction f of every slice (rounded) is drawn from the non-bootstrapping
 transitions instead, which reweights the Bellman loss towards them with no
-importance correction.
+importance correction. With `subset`, both strata come from those
+transitions only (the evolution's training episodes).
 
 Batch k of a sampler with seed s draws its transitions with
 `np.random.default_rng([s, k])`, so a batch depends only on (seed, k): the
@@ -30,7 +31,7 @@ class ReplaySampler:
 
   def __init__(self, dataset: dataset_lib.Dataset, batch_size: int, num_devices: int = 1,
                seed: int = 0, prefetch: int = 4, position: int = 0, terminal_fraction: float = 0.0,
-               bootstrap_from_next_action: bool = False):
+               bootstrap_from_next_action: bool = False, subset: np.ndarray | None = None):
     if batch_size < 1:
       raise ValueError(f"replay.batch_size must be >= 1, got {batch_size}")
     if num_devices < 1 or batch_size % num_devices:
@@ -43,12 +44,18 @@ class ReplaySampler:
     self.terminal_fraction = float(terminal_fraction)
     self.bootstrap_from_next_action = bool(bootstrap_from_next_action)
     bootstraps = dataset.bootstraps(self.bootstrap_from_next_action)
-    self._bootstrap = np.flatnonzero(bootstraps)
-    self._no_bootstrap = np.flatnonzero(~bootstraps)
+    candidates = np.arange(dataset.num_transitions) if subset is None else np.unique(np.asarray(subset, np.int64))
+    if not len(candidates):
+      raise ValueError("a replay subset needs at least one transition")
+    if candidates[0] < 0 or candidates[-1] >= dataset.num_transitions:
+      raise ValueError(f"replay subset indices must be in [0, {dataset.num_transitions})")
+    self._bootstrap = candidates[bootstraps[candidates]]
+    self._no_bootstrap = candidates[~bootstraps[candidates]]
+    self.subset_size = None if subset is None else len(candidates)
     if terminal_fraction and not len(self._no_bootstrap):
       raise ValueError("replay.terminal_fraction > 0 but the dataset has no terminal transitions")
     per_device = batch_size // num_devices
-    share = 1.0 - self.terminal_fraction if terminal_fraction else len(self._bootstrap) / dataset.num_transitions
+    share = 1.0 - self.terminal_fraction if terminal_fraction else len(self._bootstrap) / len(candidates)
     self.bootstrap_per_device = int(round(share * per_device))
     if self.bootstrap_per_device and not len(self._bootstrap):
       raise ValueError("replay.terminal_fraction < 1 but no transition of the dataset bootstraps")
@@ -140,11 +147,14 @@ class ReplaySampler:
       state["terminal_fraction"] = self.terminal_fraction
     if self.bootstrap_from_next_action:
       state["bootstrap_from_next_action"] = True
+    if self.subset_size is not None:
+      state["subset_size"] = self.subset_size
     return state
 
   def restore(self, state: dict[str, Any]):
     """Continues from a saved `state()`; refuses a different seed, batch size or dataset."""
-    for key in ("seed", "batch_size", "num_transitions", "terminal_fraction", "bootstrap_from_next_action"):
+    for key in ("seed", "batch_size", "num_transitions", "terminal_fraction", "bootstrap_from_next_action",
+                "subset_size"):
       mine = self.state().get(key)
       if state.get(key) != mine:
         raise ValueError(f"replay state field {key!r} is {state.get(key)!r}, this sampler has "
@@ -163,12 +173,14 @@ class ReplaySampler:
 
 
 def from_config(dataset: dataset_lib.Dataset, replay_config, seed: int, num_devices: int = 1,
-                position: int = 0, bootstrap_from_next_action: bool = False) -> ReplaySampler:
+                position: int = 0, bootstrap_from_next_action: bool = False,
+                subset: np.ndarray | None = None) -> ReplaySampler:
   """A sampler from a config's `replay` section (experiments/configs/base.py:replay).
 
   `bootstrap_from_next_action`: the target bootstraps at the data's next action
-  (train.target == "data"), so episode ends do not bootstrap.
+  (train.target == "data"), so episode ends do not bootstrap. `subset`: transition
+  indices to draw from (default all).
   """
   return ReplaySampler(dataset, int(replay_config.batch_size), num_devices, seed,
                        int(replay_config.prefetch), position, float(replay_config.terminal_fraction),
-                       bootstrap_from_next_action)
+                       bootstrap_from_next_action, subset)
