@@ -1,11 +1,13 @@
-"""Success rate of an exported policy in the PyBullet tasks, over several worker processes.
+"""Success rate of a policy in the PyBullet tasks, over several worker processes.
 
-Trial t resets its env and the policy's CEM random stream from
-`trial_seed(seed, t)`, so a trial's outcome does not depend on how trials are
-spread over workers. Grasping trials use the test
-objects unless told otherwise. Workers are spawned (not forked) processes that
-each load the export directory: nothing but a path and seeds crosses the
-process boundary.
+The policy is an export directory's CEM policy (`evaluate`) or a reference
+policy of visionary_jax.envs.reference (`evaluate_reference`). Trial t resets
+its env and the policy's random stream from `trial_seed(seed, t)`, so a
+trial's outcome does not depend on how trials are spread over workers.
+Grasping trials use the test objects unless told otherwise. Workers are
+spawned (not forked) processes that each build the policy from a spec of plain
+data (`export_spec`, `reference_spec`): nothing but the spec, the env section
+and seeds crosses the process boundary.
 """
 
 import json
@@ -28,12 +30,41 @@ def trial_seed(seed: int, trial: int) -> int:
   return ((EVAL_SEED_BASE + int(seed)) << 32) + int(trial)
 
 
-def run_trials(export_dir: str, task: str, env_config: Mapping[str, Any], seed: int,
-               trials: Sequence[int], cem_overrides: Mapping[str, Any] | None = None) -> list[bool]:
-  """Runs the given trials in this process; returns success per trial."""
+def export_spec(export_dir: str, cem_overrides: Mapping[str, Any] | None = None) -> tuple:
+  """("export", export_dir, cem_overrides dict): builds export.load_policy(export_dir, ...) in a worker."""
+  return ("export", str(export_dir), dict(cem_overrides or {}))
+
+
+def reference_spec(name: str, task: str, collect_config: Mapping[str, Any] | None = None) -> tuple:
+  """("reference", name, collect knobs dict): builds reference.make(name, task, ...) in a worker.
+
+  Raises ValueError (in this process) for an unknown name or task or missing collect fields.
+  """
+  from visionary_jax.envs import reference  # pylint: disable=g-import-not-at-top
+  knobs = reference.collect_knobs(collect_config) if name == "script" else {}
+  reference.make(name, task, knobs)
+  return ("reference", name, knobs)
+
+
+def make_policy(spec: Sequence[Any], task: str, seed: int = 0) -> Any:
+  """The policy of an `export_spec` or `reference_spec`: reseed(seed), [reset(env)], __call__(observation)."""
+  kind = spec[0]
+  if kind == "export":
+    from visionary_jax import export  # pylint: disable=g-import-not-at-top
+    _, export_dir, cem_overrides = spec
+    return export.load_policy(export_dir, seed=seed, cem_overrides=cem_overrides or None)
+  if kind == "reference":
+    from visionary_jax.envs import reference  # pylint: disable=g-import-not-at-top
+    _, name, collect_config = spec
+    return reference.make(name, task, collect_config, seed=seed)
+  raise ValueError(f"policy spec kind must be 'export' or 'reference', got {kind!r}")
+
+
+def run_spec_trials(spec: Sequence[Any], task: str, env_config: Mapping[str, Any], seed: int,
+                    trials: Sequence[int]) -> list[bool]:
+  """Runs the given trials of the policy `spec` (export_spec, reference_spec) in this process."""
   from visionary_jax import envs  # pylint: disable=g-import-not-at-top
-  from visionary_jax import export  # pylint: disable=g-import-not-at-top
-  policy = export.load_policy(export_dir, seed=seed, cem_overrides=cem_overrides)
+  policy = make_policy(spec, task, seed)
   env = envs.make(task, env_config)
   try:
     return [run_episode(policy, env, seed, t)[0] for t in trials]
@@ -41,12 +72,20 @@ def run_trials(export_dir: str, task: str, env_config: Mapping[str, Any], seed: 
     env.close()
 
 
+def run_trials(export_dir: str, task: str, env_config: Mapping[str, Any], seed: int,
+               trials: Sequence[int], cem_overrides: Mapping[str, Any] | None = None) -> list[bool]:
+  """Runs the given trials of an export's policy in this process; returns success per trial."""
+  return run_spec_trials(export_spec(export_dir, cem_overrides), task, env_config, seed, trials)
+
+
 def run_episode(policy: Any, env: Any, seed: int, trial: int,
                 record: bool = False) -> tuple[bool, list[dict[str, Any]]]:
   """Evaluation trial `trial` of evaluation seed `seed`, acted out to the episode's end.
 
   Args:
-    policy: an export.Policy (reseeded here, so a trial acts the same wherever it runs).
+    policy: an export.Policy or a reference.Reference: reseed(seed) is called before env.reset (so a
+      trial acts the same wherever it runs), reset(env), if the policy has it, right after env.reset
+      (scripted references read the env's object poses), then policy(observation) -> action [7] per step.
     env: the task's env.
     record: keep every step's observation and action.
 
@@ -57,6 +96,8 @@ def run_episode(policy: Any, env: Any, seed: int, trial: int,
   """
   policy.reseed(trial_seed(seed, trial) % 2**31)
   observation, _ = env.reset(seed=trial_seed(seed, trial))
+  if hasattr(policy, "reset"):
+    policy.reset(env)
   success, done, steps = False, False, []
   while not done:
     action = policy(observation)
@@ -82,15 +123,40 @@ def env_config_for_split(task: str, env_config: Mapping[str, Any], split: str | 
 
 
 def _worker(args):
-  export_dir, task, env_config, seed, trials, cem_overrides = args
+  spec, task, env_config, seed, trials = args
   os.environ.setdefault("JAX_PLATFORMS", "cpu")
-  return run_trials(export_dir, task, env_config, seed, trials, cem_overrides)
+  return run_spec_trials(spec, task, env_config, seed, trials)
+
+
+def evaluate_spec(spec: Sequence[Any], task: str, env_config: Mapping[str, Any], trials: int,
+                  workers: int = 2, seed: int = 0, split: str | None = "test") -> dict[str, Any]:
+  """Success rate of the policy `spec` (export_spec, reference_spec); arguments and result as `evaluate`."""
+  if not isinstance(trials, int) or trials < 1:
+    raise ValueError(f"evaluation trials must be a positive integer, got {trials!r}")
+  if not isinstance(workers, int) or workers < 0:
+    raise ValueError(f"evaluation workers must be an integer >= 0, got {workers!r}")
+  env_config = env_config_for_split(task, env_config, split)
+  if workers == 0:
+    per_trial = run_spec_trials(spec, task, env_config, seed, range(trials))
+  else:
+    n = min(workers, trials)
+    chunks = [list(range(trials))[k::n] for k in range(n)]
+    with mp.get_context("spawn").Pool(n) as pool:
+      results = pool.map(_worker, [(tuple(spec), task, env_config, seed, chunk) for chunk in chunks])
+    by_trial = {}
+    for chunk, result in zip(chunks, results):
+      by_trial.update(zip(chunk, result))
+    per_trial = [by_trial[t] for t in range(trials)]
+  successes = int(sum(per_trial))
+  low, high = statistics.wilson_interval(successes, trials)
+  return {"trials": trials, "successes": successes, "success_rate": successes / trials, "wilson_low": low,
+          "wilson_high": high, "per_trial": [bool(s) for s in per_trial]}
 
 
 def evaluate(export_dir: str, task: str, env_config: Mapping[str, Any], trials: int, workers: int = 2,
              seed: int = 0, split: str | None = "test",
              cem_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-  """Success rate over `trials` trials with a 95 % Wilson interval.
+  """Success rate of an export's policy over `trials` trials with a 95 % Wilson interval.
 
   Args:
     export_dir: an export directory (visionary_jax.export).
@@ -104,26 +170,25 @@ def evaluate(export_dir: str, task: str, env_config: Mapping[str, Any], trials: 
   Returns:
     {"trials", "successes", "success_rate", "wilson_low", "wilson_high", "per_trial"}.
   """
-  if not isinstance(trials, int) or trials < 1:
-    raise ValueError(f"evaluation trials must be a positive integer, got {trials!r}")
-  if not isinstance(workers, int) or workers < 0:
-    raise ValueError(f"evaluation workers must be an integer >= 0, got {workers!r}")
-  env_config = env_config_for_split(task, env_config, split)
-  if workers == 0:
-    per_trial = run_trials(export_dir, task, env_config, seed, range(trials), cem_overrides)
-  else:
-    n = min(workers, trials)
-    chunks = [list(range(trials))[k::n] for k in range(n)]
-    with mp.get_context("spawn").Pool(n) as pool:
-      results = pool.map(_worker, [(export_dir, task, env_config, seed, chunk, cem_overrides) for chunk in chunks])
-    by_trial = {}
-    for chunk, result in zip(chunks, results):
-      by_trial.update(zip(chunk, result))
-    per_trial = [by_trial[t] for t in range(trials)]
-  successes = int(sum(per_trial))
-  low, high = statistics.wilson_interval(successes, trials)
-  return {"trials": trials, "successes": successes, "success_rate": successes / trials, "wilson_low": low,
-          "wilson_high": high, "per_trial": [bool(s) for s in per_trial]}
+  return evaluate_spec(export_spec(export_dir, cem_overrides), task, env_config, trials, workers, seed, split)
+
+
+def evaluate_reference(name: str, task: str, env_config: Mapping[str, Any],
+                       collect_config: Mapping[str, Any] | None, trials: int, workers: int = 2, seed: int = 0,
+                       split: str | None = "test") -> dict[str, Any]:
+  """Success rate of a reference policy (visionary_jax.envs.reference) with a 95 % Wilson interval.
+
+  Args:
+    name: "random", "descend_close" or "script" (reference.NAMES).
+    task: "grasping" or "stacking".
+    env_config: the config's `env` section.
+    collect_config: the config's `collect` section ("script" reads its noise and exploration knobs).
+    trials, workers, seed, split: as `evaluate`.
+  Returns:
+    `evaluate`'s dict plus "policy": name.
+  """
+  spec = reference_spec(name, task, collect_config)
+  return dict(evaluate_spec(spec, task, env_config, trials, workers, seed, split), policy=name)
 
 
 def write_curve(workdir: str, curve: Sequence[Mapping[str, Any]]) -> None:
