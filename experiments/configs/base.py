@@ -143,7 +143,8 @@ def collect(preset: str, task: str) -> ml_collections.ConfigDict:
   c.num_episodes = {"paper": 100_000, "cpu": 5_000, "smoke": 12}[preset]  # dataset size target
   c.episodes_per_shard = {"paper": 100, "cpu": 50, "smoke": 3}[preset]  # one shard file each
   c.local_workers = {"paper": 2, "cpu": 2, "smoke": 1}[preset]  # worker processes per machine
-  c.policy = "scripted"  # "scripted" (Mixed script / random episodes) or "random"
+  c.policy = "scripted"  # "scripted" (Mixed script / random episodes), "random", or "export" (export_dir's policy)
+  c.export_dir = ""  # policy "export": an export directory; its CEM acts, with `noise` and `random_action_prob`
   # Fraction of episodes that follow the script; sets the success fraction (data/README.md).
   c.scripted_fraction = {"grasping": 0.8, "stacking": 0.8}[task]
   c.noise = 0.1  # std of Gaussian noise on scripted translations, in action units

@@ -26,6 +26,9 @@ from visionary_jax.envs import policies
 from visionary_jax.episodes import shards as shards_lib
 
 EPISODES_DIR = "episodes"
+# "export": an exported policy's CEM (collect.export_dir) with the config's noise; appended to a dataset
+# by rerunning with a larger --num_episodes, it adds the data where a trained policy goes.
+POLICIES = (*policies.POLICIES, "export")
 
 
 def episode_seed(config_seed: int, index: int) -> int:
@@ -123,7 +126,30 @@ class WorkerSpec:
   global_worker: int
 
 
+class ExportScript:
+  """An exported CEM policy in a script's place (collect.policy "export"): QT-Opt's on-policy round.
+
+  Each episode reseeds the policy's CEM from the episode's generator, so an
+  episode stays a function of (config, seed, index). `policies.Mixed` adds the
+  config's translation noise and random actions around it.
+  """
+
+  def __init__(self, export_dir: str):
+    from visionary_jax import export  # pylint: disable=g-import-not-at-top  (JAX only for this policy)
+    self.policy = export.load_policy(export_dir)
+
+  def reset(self, env, rng: np.random.Generator):
+    del env
+    self.policy.reseed(int(rng.integers(2**31)))
+
+  def __call__(self, observation) -> np.ndarray:
+    return np.array(self.policy(observation), np.float32)
+
+
 def _make_policy(task: str, c: Mapping[str, Any]):
+  if c["policy"] == "export":
+    return policies.Mixed(ExportScript(c["export_dir"]), c["scripted_fraction"], c["noise"],
+                          c["random_action_prob"])
   return policies.make(task, c["policy"], c["scripted_fraction"], c["noise"],
                        c["random_action_prob"], c["aim_noise"], c["diagonal_prob"],
                        c["early_close_prob"], c["random_aim_prob"])
@@ -211,9 +237,17 @@ def collect(config, workdir: str, num_episodes: int | None = None, local_workers
     raise ValueError(f"local_workers must be >= 1, got {local_workers}")
   if not 0 <= worker_index < num_workers:
     raise ValueError(f"worker_index must be in [0, num_workers={num_workers}), got {worker_index}")
-  if c.policy not in policies.POLICIES:
-    raise ValueError(f"config field collect.policy must be one of {policies.POLICIES}, got "
-                     f"{c.policy!r}")
+  if c.policy not in POLICIES:
+    raise ValueError(f"config field collect.policy must be one of {POLICIES}, got {c.policy!r}")
+  if (c.policy == "export") != bool(c.get("export_dir")):
+    raise ValueError("config field collect.export_dir must name an export directory exactly when "
+                     f"collect.policy is 'export' (policy {c.policy!r}, export_dir {c.get('export_dir')!r})")
+  if c.policy == "export":
+    from visionary_jax import export  # pylint: disable=g-import-not-at-top
+    exported = export.read_config(c.export_dir, ("network", "cem"))  # a bad export fails here, not in a worker
+    if exported.network.image_size != config.env.image_size:
+      raise ValueError(f"collect.export_dir {c.export_dir}: its network sees {exported.network.image_size} px "
+                       f"images, env.image_size is {config.env.image_size}")
   directory = os.path.join(workdir, EPISODES_DIR)
   os.makedirs(directory, exist_ok=True)
   per_shard = int(c.episodes_per_shard)
