@@ -1,7 +1,7 @@
 """Copies the finished runs of a study root into a lasting archive that experiments.report reads.
 
-  python -m experiments.archive --workdir=ROOT --archive=docs/results/study_grasping_cpu_runs
-  python -m experiments.report --workdir=docs/results/study_grasping_cpu_runs --output=DIR
+  python -m experiments.archive --workdir=ROOT --archive=docs/results/grasping_study/archive
+  python -m experiments.report --workdir=docs/results/grasping_study/archive --output=DIR
 
 ROOT holds checkpoints and exports on one machine's disk; the archive keeps each
 complete run's genotype, curves, timings and pictures (a few hundred KB), so runs

@@ -103,9 +103,28 @@ def test_write_report(tmp_path):
   assert "### baseline seeds 0, 1, 2\n\n- `" in genotypes
   assert genotypes.count("### ") == 3 and genotypes.count("genotype.json`") == 7
   assert open(paths["table_one.csv"]).read().startswith("variant,runs,final_mean")
+  for name in ("report.md", "genotypes.md"):
+    assert str(tmp_path) not in open(paths[name]).read() and "/data/episodes" not in open(paths[name]).read()
+  assert "- `baseline/seed_0/derived/genotype.json`\n" in genotypes
   assert matplotlib.image.imread(paths["learning_curves.png"]).std() > 0.01
   assert report.distinct_found(report.found_genotypes(str(tmp_path / "root"))) == {
       "visionary s0, visionary s1, visionary s2, evolution s0": FOUND}
+
+
+def test_report_names_files_relative_to_the_root(tmp_path, monkeypatch):
+  root = tmp_path / "studies" / "grasping"
+  make_study(str(root))
+  (root / "visionary" / "seed_1" / "derived" / "architecture.png").write_bytes(b"png")
+  monkeypatch.chdir(tmp_path)  # a relative --workdir, as a committed archive is given
+  for given in (str(root), os.path.join("studies", "grasping")):
+    paths = report.write_report(given, str(tmp_path / "out"), {}, log=lambda line: None)
+    genotypes = open(paths["genotypes.md"]).read()
+    assert genotypes in open(paths["report.md"]).read()
+    named = [part.split("`")[0] for part in genotypes.split("- `")[1:]]
+    named += [line.split("picture `")[1].rstrip("`") for line in genotypes.splitlines() if "picture `" in line]
+    assert len(named) == 8  # seven genotype files and the one picture
+    assert "visionary/seed_1/derived/architecture.png" in named
+    assert all(not os.path.isabs(path) and (root / path).is_file() for path in named), named
 
 
 @pytest.mark.parametrize("curve,message", [

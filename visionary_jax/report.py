@@ -188,7 +188,10 @@ def found_genotypes(root: str) -> dict[str, dict[int, genotype_lib.Genotype]]:
 
 
 def genotypes_markdown(root: str, genotypes: Mapping[str, Mapping[int, genotype_lib.Genotype]]) -> str:
-  """One section per distinct genotype of each variant, naming the seeds that found it and their files."""
+  """One section per distinct genotype of each variant, naming the seeds that found it and their files.
+
+  The files are named relative to `root`, so the text is the same wherever the root lies.
+  """
   lines = []
   for variant, seeds in genotypes.items():
     by_genotype: dict[genotype_lib.Genotype, list[int]] = {}
@@ -197,10 +200,10 @@ def genotypes_markdown(root: str, genotypes: Mapping[str, Mapping[int, genotype_
     for genotype, group in by_genotype.items():
       lines += [f"### {variant} seed{'s' if len(group) > 1 else ''} {', '.join(map(str, group))}", ""]
       for seed in group:
-        derived = os.path.join(pipeline.run_dir(root, variant, seed), "derived")
+        derived = os.path.relpath(os.path.join(pipeline.run_dir(root, variant, seed), "derived"), root)
         picture = os.path.join(derived, "architecture.png")
         lines.append(f"- `{os.path.join(derived, 'genotype.json')}`"
-                     + (f", picture `{picture}`" if os.path.exists(picture) else ""))
+                     + (f", picture `{picture}`" if os.path.exists(os.path.join(root, picture)) else ""))
       lines += ["", "```", genotype.describe(), "```", ""]
   return "\n".join(lines)
 
@@ -255,6 +258,9 @@ def write_report(root: str, output: str, flops_specs: Mapping[str, qnetwork.Netw
                  log: Callable[[str], None] = print) -> dict[str, str]:
   """Writes table_one.md/.csv, learning_curves.png, flops.md, genotypes.md and report.md to `output`.
 
+  report.md and genotypes.md name files relative to `root` and no path outside it, so a report of a
+  committed study archive reads the same on every machine.
+
   Args:
     root: the study root.
     output: the report directory.
@@ -290,10 +296,11 @@ def write_report(root: str, output: str, flops_specs: Mapping[str, qnetwork.Netw
   dataset = record["dataset"]
   header = [
       f"# Study report: {record['task']}, `{record['preset']}` preset", "",
-      f"Study root `{root}` (config in `study.json`), written by "
-      f"`python -m experiments.study --config=experiments/configs/{record['task']}.py:{record['preset']} "
+      f"Read from a study root (config in its `study.json`; the files named below are relative to it), written "
+      f"by `python -m experiments.study --config=experiments/configs/{record['task']}.py:{record['preset']} "
       f"--workdir=ROOT` (plus any `--config.*` overrides recorded in study.json).", "",
-      f"- dataset: `{dataset['dir']}`, {dataset['episodes']} episodes, {dataset['transitions']} transitions",
+      f"- dataset: {dataset['episodes']} episodes, {dataset['transitions']} transitions "
+      "(its directory: `dataset.dir` in study.json)",
       f"- one-shot search: {study['search_steps']} steps; every final network trained from scratch for "
       f"{study['retrain_steps']} steps, evaluated every {study['eval_every'] or study['retrain_steps']} steps and at "
       f"the last on {study['eval_trials']} trials",
