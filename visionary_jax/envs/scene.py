@@ -108,7 +108,6 @@ class Scene:
     self.ee_target = HOME.copy()
     self.yaw_target = 0.0
     self.gripper_closed = False
-    self._snapshot = None
 
   def _load_egl(self):
     spec = importlib.util.find_spec("eglRenderer")
@@ -134,20 +133,16 @@ class Scene:
   # World construction.
 
   def reset(self):
-    """Puts table, tray and robot (gripper open at `HOME`) back and removes the task's bodies.
+    """Rebuilds the world: table, tray and robot (gripper open at `HOME`), no task bodies.
 
-    The static world is built once and snapshotted; later resets remove the
-    task's bodies and restore the snapshot, which the determinism tests check
-    gives the same simulation as a fresh build.
+    `resetSimulation` replaces PyBullet's whole dynamics world (broadphase,
+    contact manifolds, solver), so an episode depends on its seed alone.
+    Removing the task's bodies and restoring a saved state is not enough: poses
+    and velocities come back exactly, yet the contacts of the random objects'
+    compound collision shapes then resolve differently depending on the
+    episodes that ran before.
     """
-    p = self._p
-    if self._snapshot is None:
-      self._build()
-      self._snapshot = p.saveState()
-    else:
-      for body in reversed(self.bodies):
-        p.removeBody(body)
-      p.restoreState(stateId=self._snapshot)
+    self._build()
     self.bodies = []
     self.ee_target = HOME.copy()
     self.yaw_target = 0.0
