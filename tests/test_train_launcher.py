@@ -41,6 +41,7 @@ def trained(tmp_path_factory, env):
 def test_train_writes_metrics_curve_and_export(trained):
   workdir, result = trained
   assert "step 6/6" in result.stdout and "ETA" in result.stdout
+  assert result.stdout.count("task: grasping") == 1 and "parameters:" in result.stdout
   records = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   by_step = {}
   for r in records:
