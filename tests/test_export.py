@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import arch_fixtures
-from conftest import perturbed, perturbed_baseline
+from conftest import perturbed
+from conftest import perturbed_baseline
 from experiments.configs import grasping
 from visionary_jax import export
 from visionary_jax import genotype as G

@@ -4,7 +4,6 @@ import json
 import os
 
 import numpy as np
-
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 

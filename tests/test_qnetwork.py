@@ -7,10 +7,12 @@ import ml_collections
 import pytest
 
 import arch_fixtures
-from conftest import perturbed, random_inputs
+from conftest import perturbed
+from conftest import random_inputs
 from experiments.configs import base
 from visionary_jax import genotype as G
-from visionary_jax.nets import qnetwork, transfer
+from visionary_jax.nets import qnetwork
+from visionary_jax.nets import transfer
 
 GENOTYPES = {
     "baseline": G.BASELINE,
