@@ -45,13 +45,16 @@ def test_hparams_flatten_with_dotted_names():
 
 def test_resume_hides_the_killed_runs_points_after_the_checkpoint(tmp_path):
   writer = metrics.Writer(str(tmp_path), resume_step=0)
+  writer.write(1, {"loss": 100.0})
+  writer.close()  # killed before its first checkpoint: the run starts again from step 0
+  writer = metrics.Writer(str(tmp_path), resume_step=0)
   for step in range(1, 6):
     writer.write(step, {"loss": float(step)})
   writer.close()  # killed after step 5; the newest checkpoint is step 3
   writer = metrics.Writer(str(tmp_path), resume_step=3)
   writer.write(4, {"loss": 40.0})
   writer.close()
-  assert len(os.listdir(tmp_path / "tensorboard")) == 2
+  assert len(os.listdir(tmp_path / "tensorboard")) == 3
   run = _load(str(tmp_path / "tensorboard"))
   assert [(e.step, e.value) for e in run.Scalars("loss")] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]
   assert [r["step"] for r in metrics.read_jsonl(str(tmp_path / "metrics.jsonl"))] == [1, 2, 3, 4]

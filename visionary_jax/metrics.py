@@ -99,8 +99,9 @@ class Writer:
   def __init__(self, workdir: str, resume_step: int | None = None):
     start = resume_step or 0
     self.jsonl = JsonlWriter(os.path.join(workdir, "metrics.jsonl"), resume_step)
-    # Event file names hold the second the file was opened, and a file of that name is overwritten: the
-    # suffix keeps a quick restart's file apart, and in the order TensorBoard reads the files.
+    # TensorBoard hides earlier files' events from `purge_step` on; the checkpoint's own step stays. Event
+    # file names hold the second the file was opened, and a file of that name is overwritten: the suffix
+    # keeps a quick restart's file apart, and in the order TensorBoard reads the files.
     self.tensorboard = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=start + 1,
                                                   filename_suffix=f".{time.time_ns():020d}.{os.getpid()}")
     config_path = os.path.join(workdir, "config.json")
