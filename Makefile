@@ -1,12 +1,13 @@
-# Two entry points for a fresh machine with Python 3.11+ and make:
+# Entry points for a fresh machine with Python 3.11+ and make:
 #   make demo   sets up .venv and runs the main job on a small embedded default
 #   make test   sets up .venv and runs the whole test suite
+#   make lint   sets up .venv and runs ruff (pyflakes and import order, settings in pyproject.toml)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test benchmark clean
+.PHONY: demo test lint benchmark clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 benchmark: $(STAMP)
 	$(BIN)/python -m experiments.benchmark --suite=$(or $(SUITE),networks)

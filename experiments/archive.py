@@ -12,6 +12,7 @@ visionary_jax/study_archive.py.
 from absl import app
 from absl import flags
 
+from experiments import launch
 from experiments.configs import base
 from visionary_jax import pipeline
 from visionary_jax import study_archive
@@ -42,5 +43,9 @@ def main(argv):
         f"there, {len(outcome['incomplete'])} incomplete", flush=True)
 
 
+def run():
+  launch.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -9,10 +9,10 @@ import json
 import pkgutil
 import sys
 
-from absl import app
 from absl import flags
 
 from experiments import benchmarks
+from experiments import launch
 
 _SUITE = flags.DEFINE_string("suite", "networks", "Which benchmark suite to run.")
 
@@ -31,5 +31,9 @@ def main(argv):
   print(json.dumps(result, sort_keys=True), flush=True)
 
 
+def run():
+  launch.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -11,17 +11,20 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import launch
 from visionary_jax.episodes import collect
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file:preset.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory; shards go to WORKDIR/episodes.")
 _NUM_EPISODES = flags.DEFINE_integer("num_episodes", None,
-                                     "Dataset size (default config.collect.num_episodes).")
+                                     "Dataset size (default config.collect.num_episodes).",
+                                     lower_bound=1)
 _LOCAL_WORKERS = flags.DEFINE_integer(
-    "local_workers", None, "Worker processes on this machine (default config.collect.local_workers).")
-_WORKER_INDEX = flags.DEFINE_integer("worker_index", 0, "This job's index in a job array.")
-_NUM_WORKERS = flags.DEFINE_integer("num_workers", 1, "Number of jobs in the job array.")
+    "local_workers", None, "Worker processes on this machine (default config.collect.local_workers).",
+    lower_bound=1)
+_WORKER_INDEX = flags.DEFINE_integer("worker_index", 0, "This job's index in a job array.", lower_bound=0)
+_NUM_WORKERS = flags.DEFINE_integer("num_workers", 1, "Number of jobs in the job array.", lower_bound=1)
 _PROGRESS_EVERY = flags.DEFINE_float("progress_every", 5.0, "Seconds between progress lines.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -37,5 +40,9 @@ def main(argv):
     raise app.UsageError(str(e)) from e
 
 
+def run():
+  launch.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

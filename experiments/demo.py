@@ -22,6 +22,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import launch
 from experiments.configs import base
 from experiments.configs import grasping
 from visionary_jax import genotype as genotype_lib
@@ -32,11 +33,14 @@ from visionary_jax.episodes import summary
 from visionary_jax.nets import qnetwork
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/visionary_demo", "Where the demo writes its dataset, runs and figures.")
-_EPISODES = flags.DEFINE_integer("episodes", 400, "Grasping episodes to collect.")
-_SEARCH_STEPS = flags.DEFINE_integer("search_steps", 200, "Gradient steps of the one-shot search.")
-_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 300, "Gradient steps of each network trained from scratch.")
-_BATCH = flags.DEFINE_integer("batch", 64, "Transitions per gradient step.")
-_TRIALS = flags.DEFINE_integer("trials", 50, "PyBullet evaluation trials per network (test objects).")
+_EPISODES = flags.DEFINE_integer("episodes", 400, "Grasping episodes to collect.", lower_bound=1)
+_SEARCH_STEPS = flags.DEFINE_integer("search_steps", 200, "Gradient steps of the one-shot search.",
+                                    lower_bound=1)
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 300,
+                                   "Gradient steps of each network trained from scratch.", lower_bound=1)
+_BATCH = flags.DEFINE_integer("batch", 64, "Transitions per gradient step.", lower_bound=1)
+_TRIALS = flags.DEFINE_integer("trials", 50, "PyBullet evaluation trials per network (test objects).",
+                              lower_bound=1)
 _ARCH_LR = flags.DEFINE_float("arch_learning_rate", 0.01,
                               "Adam learning rate of the architecture logits (the cpu preset's 3e-3 is sized "
                               "for ~2000-step searches).")
@@ -118,5 +122,9 @@ def main(argv):
   say(f"demo finished in {time.time() - start:.0f} s; everything is in {workdir}")
 
 
+def run():
+  launch.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -13,11 +13,13 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import launch
 from visionary_jax import one_shot
 
 _SEARCH = flags.DEFINE_string("search", None, "Workdir of a search run.")
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for genotype.json, architecture.png, flops.md.")
-_STEP = flags.DEFINE_integer("step", None, "Checkpoint step to derive from (default: the newest).")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step to derive from (default: the newest).",
+                             lower_bound=1)
 flags.mark_flags_as_required(["search", "output"])
 
 
@@ -31,5 +33,9 @@ def main(argv):
     raise app.UsageError(str(e)) from e
 
 
+def run():
+  launch.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

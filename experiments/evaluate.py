@@ -19,6 +19,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from experiments import launch
 from visionary_jax import atomic
 from visionary_jax import evaluation
 from visionary_jax import export
@@ -29,11 +30,12 @@ _POLICY = flags.DEFINE_enum("policy", "export", ["export", *reference.NAMES],
 _EXPORT = flags.DEFINE_string("export", None, "Export directory (visionary_jax.export); --policy=export only.")
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file:preset; reference policies only.",
                                           lock_config=True)
-_TRIALS = flags.DEFINE_integer("trials", 200, "Number of trials.")
-_WORKERS = flags.DEFINE_integer("workers", 2, "Worker processes (0: in this process).")
+_TRIALS = flags.DEFINE_integer("trials", 200, "Number of trials.", lower_bound=1)
+_WORKERS = flags.DEFINE_integer("workers", 2, "Worker processes (0: in this process).", lower_bound=0)
 _SEED = flags.DEFINE_integer("seed", 0, "Evaluation seed: trial t resets with trial_seed(seed, t).")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "test"], "Grasping object split.")
-_CEM_FLAGS = {field: flags.DEFINE_integer(f"cem_{field}", 0, f"Policy CEM {field}, 0: the export's config.json.")
+_CEM_FLAGS = {field: flags.DEFINE_integer(f"cem_{field}", 0, f"Policy CEM {field}, 0: the export's config.json.",
+                                        lower_bound=0)
               for field in ("num_samples", "num_elites", "iterations")}
 _OUTPUT = flags.DEFINE_string("output", None, "Optional JSON file for the full result.")
 
@@ -95,5 +97,9 @@ def main(argv):
   print(json.dumps({k: v for k, v in result.items() if k != "per_trial"}, sort_keys=True), flush=True)
 
 
+def run():
+  launch.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

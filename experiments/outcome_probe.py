@@ -17,6 +17,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from experiments import launch
 from visionary_jax import atomic
 from visionary_jax import genotype as genotype_lib
 from visionary_jax import outcome_probe
@@ -25,10 +26,13 @@ from visionary_jax.qtopt import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file:preset.", lock_config=True)
 _ARCH = flags.DEFINE_string("arch", "baseline", "baseline | path to a genotype JSON.")
-_STEPS = flags.DEFINE_integer("steps", 800, "Gradient steps at config.replay.batch_size.")
-_EVAL_EVERY = flags.DEFINE_integer("eval_every", 200, "Steps between held-out AUC measurements.")
-_AUGMENT_SHIFT = flags.DEFINE_integer("augment_shift", 0, "Random-shift pixels of the training images, 0: off.")
-_HOLDOUT_EVERY = flags.DEFINE_integer("holdout_every", 5, "Every k-th episode's attempts are held out.")
+_STEPS = flags.DEFINE_integer("steps", 800, "Gradient steps at config.replay.batch_size.", lower_bound=1)
+_EVAL_EVERY = flags.DEFINE_integer("eval_every", 200, "Steps between held-out AUC measurements.",
+                                  lower_bound=1)
+_AUGMENT_SHIFT = flags.DEFINE_integer("augment_shift", 0, "Random-shift pixels of the training images, 0: off.",
+                                     lower_bound=0)
+_HOLDOUT_EVERY = flags.DEFINE_integer("holdout_every", 5, "Every k-th episode's attempts are held out.",
+                                     lower_bound=2)
 _OUTPUT = flags.DEFINE_string("output", None, "Optional JSON file for the curve and the command's settings.")
 flags.mark_flags_as_required(["config"])
 
@@ -42,8 +46,6 @@ def main(argv):
     arch = trainer.architecture_from_flag(_ARCH.value)
     if not isinstance(arch, genotype_lib.Genotype):
       raise ValueError("--arch must be 'baseline' or a genotype JSON file (the probe trains a fixed network)")
-    if _AUGMENT_SHIFT.value < 0:
-      raise ValueError(f"--augment_shift must be >= 0 pixels, got {_AUGMENT_SHIFT.value}")
     data = dataset_lib.from_train_config(config)
     curve = outcome_probe.run(config, data, arch, _STEPS.value, _EVAL_EVERY.value, _AUGMENT_SHIFT.value,
                               _HOLDOUT_EVERY.value, log=lambda line: print(line, flush=True))
@@ -58,5 +60,9 @@ def main(argv):
   print(json.dumps(curve[-1], sort_keys=True), flush=True)
 
 
+def run():
+  launch.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -13,6 +13,7 @@ listed, not counted.
 from absl import app
 from absl import flags
 
+from experiments import launch
 from experiments.configs import base
 from visionary_jax import report
 from visionary_jax.nets import qnetwork
@@ -36,5 +37,9 @@ def main(argv):
     raise app.UsageError(str(e)) from e
 
 
+def run():
+  launch.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -15,18 +15,19 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import launch
 from visionary_jax import atomic
 from visionary_jax import evaluation
 from visionary_jax import export
 from visionary_jax import plots
 
 _EXPORT = flags.DEFINE_string("export", None, "Export directory (visionary_jax.export).")
-_TRIALS = flags.DEFINE_integer("trials", 4, "Number of trials.")
-_FIRST_TRIAL = flags.DEFINE_integer("first_trial", 0, "Index of the first trial.")
+_TRIALS = flags.DEFINE_integer("trials", 4, "Number of trials.", lower_bound=1)
+_FIRST_TRIAL = flags.DEFINE_integer("first_trial", 0, "Index of the first trial.", lower_bound=0)
 _SEED = flags.DEFINE_integer("seed", 0, "Evaluation seed (as in experiments.evaluate).")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "test"], "Grasping object split.")
 _FRAMES = flags.DEFINE_string("frames", None, "Optional PNG of the camera frames, a row per trial.")
-_COLUMNS = flags.DEFINE_integer("columns", 10, "Frames per row of --frames at most.")
+_COLUMNS = flags.DEFINE_integer("columns", 10, "Frames per row of --frames at most.", lower_bound=1)
 _OUTPUT = flags.DEFINE_string("output", None, "Optional JSON file of every step (without images).")
 flags.mark_flags_as_required(["export"])
 
@@ -41,9 +42,6 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
-  for name, flag, low in (("trials", _TRIALS, 1), ("first_trial", _FIRST_TRIAL, 0), ("columns", _COLUMNS, 1)):
-    if flag.value < low:
-      raise app.UsageError(f"--{name} must be >= {low}, got {flag.value}")
   try:
     config = export.read_config(_EXPORT.value, ("task", "env"))
     policy = export.load_policy(_EXPORT.value)
@@ -73,5 +71,9 @@ def main(argv):
   print(json.dumps(summary, sort_keys=True), flush=True)
 
 
+def run():
+  launch.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

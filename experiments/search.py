@@ -17,6 +17,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from experiments import launch
 from visionary_jax import one_shot
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file:preset.", lock_config=True)
@@ -30,11 +31,16 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
   try:
-    one_shot.search(_CONFIG.value, _WORKDIR.value, one_shot.search_space(_SPACE.value),
-                    log=lambda line: print(line, flush=True))
+    space = one_shot.search_space(_SPACE.value)
+    launch.print_run_start(_CONFIG.value, space)
+    one_shot.search(_CONFIG.value, _WORKDIR.value, space, log=lambda line: print(line, flush=True))
   except ValueError as e:
     raise app.UsageError(str(e)) from e
 
 
+def run():
+  launch.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -18,6 +18,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from experiments import launch
 from experiments.configs import base
 from visionary_jax import pipeline
 
@@ -48,5 +49,9 @@ def main(argv):
     raise app.UsageError(str(e)) from e
 
 
+def run():
+  launch.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -16,14 +16,17 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from experiments import launch
 from visionary_jax.qtopt import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file:preset.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics, export.")
 _ARCH = flags.DEFINE_string("arch", "baseline", "search | baseline | path to a genotype JSON.")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-host only).")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-host only).")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-host only).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-host only).",
+                                         lower_bound=1)
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-host only).",
+                                      lower_bound=0)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -34,10 +37,15 @@ def main(argv):
   if _COORDINATOR.value:
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   try:
+    launch.print_run_start(_CONFIG.value, trainer.architecture_from_flag(_ARCH.value))
     trainer.run(_CONFIG.value, _WORKDIR.value, _ARCH.value, log=lambda line: print(line, flush=True))
   except ValueError as e:
     raise app.UsageError(str(e)) from e
 
 
+def run():
+  launch.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import launch
 from visionary_jax import atomic
 from visionary_jax import export
 from visionary_jax import value_probe
@@ -23,7 +24,8 @@ from visionary_jax.episodes import shards as shards_lib
 
 _EXPORT = flags.DEFINE_string("export", None, "Export directory (visionary_jax.export).")
 _DATASET_DIR = flags.DEFINE_string("dataset_dir", "", "Episode shards; empty: the export's train.dataset_dir.")
-_TRANSITIONS = flags.DEFINE_integer("transitions", 2048, "Transitions drawn (without replacement).")
+_TRANSITIONS = flags.DEFINE_integer("transitions", 2048, "Transitions drawn (without replacement).",
+                                   lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the draw.")
 _OUTPUT = flags.DEFINE_string("output", None, "Optional JSON file for the full result.")
 flags.mark_flags_as_required(["export"])
@@ -58,5 +60,9 @@ def main(argv):
   print(json.dumps(dict(result["overall"], transitions=result["transitions"]), sort_keys=True), flush=True)
 
 
+def run():
+  launch.run(main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -4,6 +4,7 @@ import matplotlib.image
 import matplotlib.pyplot
 import pytest
 
+import arch_fixtures
 from visionary_jax import diagram
 from visionary_jax import genotype as G
 
@@ -15,7 +16,7 @@ from visionary_jax import genotype as G
 @pytest.mark.parametrize("with_weights", [True, False])  # a search's derivation; an evolution's genotype
 def test_draw_writes_png(tmp_path, genotype, with_weights):
   path = str(tmp_path / "arch.png")
-  weights = G.architecture_weights(G.one_hot_arch(genotype, magnitude=2.0)) if with_weights else None
+  weights = G.architecture_weights(arch_fixtures.one_hot_arch(genotype, magnitude=2.0)) if with_weights else None
   diagram.draw(genotype, path, "test", weights)
   pixels = matplotlib.image.imread(path)
   assert pixels.shape[0] > 300 and pixels.shape[1] > 1000
@@ -25,7 +26,7 @@ def test_draw_writes_png(tmp_path, genotype, with_weights):
 @pytest.mark.parametrize("genotype", [G.BASELINE, G.Genotype(
     ops=("conv_filter",) * 5, attention=(("action",), ("loc0", "dilated2", "dilated4"), (), (), ("loc4",)))])
 def test_every_box_lies_inside_the_picture(genotype):
-  fig = diagram.figure(genotype, "test", G.architecture_weights(G.one_hot_arch(genotype, magnitude=2.0)))
+  fig = diagram.figure(genotype, "test", G.architecture_weights(arch_fixtures.one_hot_arch(genotype, magnitude=2.0)))
   try:
     fig.canvas.draw()
     ax = fig.axes[0]

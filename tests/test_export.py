@@ -8,7 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import perturbed, perturbed_baseline
+import arch_fixtures
+from conftest import perturbed
+from conftest import perturbed_baseline
 from experiments.configs import grasping
 from visionary_jax import export
 from visionary_jax import genotype as G
@@ -58,7 +60,7 @@ def test_search_run_exports_its_derived_network(cfg, tmp_path):
   net = qnetwork.build(cfg.network, space)
   variables = jax.jit(lambda: qnetwork.init_variables(net, jax.random.PRNGKey(0)))()
   fusion_only = G.Genotype(ops=OTHER.ops, attention=((),) * 5)
-  arch = G.one_hot_arch(fusion_only, space)
+  arch = arch_fixtures.one_hot_arch(fusion_only, space)
   directory = export.export(str(tmp_path / "search"), cfg, space, perturbed(variables["params"]), arch, 3)
   policy = export.load_policy(directory)
   assert policy.genotype == fusion_only

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+import arch_fixtures
 from visionary_jax import genotype as G
 
 EXAMPLE = G.Genotype(ops=("noop", "conv_filter", "hadamard", "concat", "add"),
@@ -72,8 +73,8 @@ def test_derive_rejects_foreign_arch():
 
 
 def test_one_hot_arch_derives_back():
-  assert G.derive(G.one_hot_arch(EXAMPLE)) == EXAMPLE
-  assert G.derive(G.one_hot_arch(G.BASELINE)) == G.BASELINE
+  assert G.derive(arch_fixtures.one_hot_arch(EXAMPLE)) == EXAMPLE
+  assert G.derive(arch_fixtures.one_hot_arch(G.BASELINE)) == G.BASELINE
 
 
 def test_json_round_trip(tmp_path):

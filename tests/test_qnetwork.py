@@ -6,10 +6,13 @@ import jax.numpy as jnp
 import ml_collections
 import pytest
 
-from conftest import perturbed, random_inputs
+import arch_fixtures
+from conftest import perturbed
+from conftest import random_inputs
 from experiments.configs import base
 from visionary_jax import genotype as G
-from visionary_jax.nets import qnetwork, transfer
+from visionary_jax.nets import qnetwork
+from visionary_jax.nets import transfer
 
 GENOTYPES = {
     "baseline": G.BASELINE,
@@ -51,7 +54,7 @@ def _applicable(space, genotype):
 def test_one_hot_supernet_equals_derived_network(smoke_spec, search_params, space_name, genotype_name):
   space, genotype = SPACES[space_name], GENOTYPES[genotype_name]
   search_net = qnetwork.QNetwork(smoke_spec, space)
-  arch = G.one_hot_arch(genotype, space)
+  arch = arch_fixtures.one_hot_arch(genotype, space)
   search_vars = {"params": _restrict(search_params, search_net), "arch": arch}
   assert G.derive(arch, space) == genotype
   derived_net = qnetwork.QNetwork(smoke_spec, genotype)

@@ -76,6 +76,6 @@ def test_launcher(cfg, export_dir, tmp_path_factory):
   assert result.stdout.count("trial 1: ") == 1 and " T=(" in result.stdout
   assert frames.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   bad = update_fixtures.run_module(env, "experiments.rollout", f"--export={export_dir}", "--trials=0", check=False)
-  assert bad.returncode != 0 and "--trials must be >= 1, got 0" in bad.stderr
+  assert bad.returncode != 0 and "--trials=0: 0 is not a positive integer" in bad.stderr
   bad = update_fixtures.run_module(env, "experiments.rollout", f"--export={base}", check=False)
   assert bad.returncode != 0 and "export.json" in bad.stderr

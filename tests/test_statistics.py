@@ -1,5 +1,6 @@
 """Statistics against hand-computed values and the paper's Table I."""
 
+import numpy as np
 import pytest
 
 from visionary_jax import statistics
@@ -15,7 +16,10 @@ def test_t_test_hand_computed():
 
 def test_t_test_reproduces_paper_table_one():
   # Visionary 84.1 +/- 4.4 vs base 74.8 +/- 7.3, 15 runs each: the paper reports t = 4.23, df = 28, p < 0.001.
-  result = statistics.student_t_test_from_summary(84.1, 4.4, 15, 74.8, 7.3, 15)
+  # Fifteen runs per group with exactly the reported means and sample standard deviations.
+  spread = np.random.default_rng(0).normal(size=(2, 15))
+  spread = (spread - spread.mean(1, keepdims=True)) / spread.std(1, ddof=1, keepdims=True)
+  result = statistics.student_t_test(84.1 + 4.4 * spread[0], 74.8 + 7.3 * spread[1])
   assert result.t == pytest.approx(4.23, abs=0.005)
   assert result.df == 28
   assert result.p < 0.001
@@ -34,3 +38,8 @@ def test_wilson_interval_hand_computed():
   assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
   with pytest.raises(ValueError):
     statistics.wilson_interval(3, 0)
+  with pytest.raises(ValueError):
+    statistics.wilson_interval(11, 10)
+  # 99 %: z = 2.5758, the same formula.
+  low, high = statistics.wilson_interval(50, 100, confidence=0.99)
+  assert low == pytest.approx(0.3753, abs=1e-4) and high == pytest.approx(0.6247, abs=1e-4)

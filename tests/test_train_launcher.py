@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing import event_accumulator
 
 import episode_fixtures
 import update_fixtures
@@ -40,6 +41,7 @@ def trained(tmp_path_factory, env):
 def test_train_writes_metrics_curve_and_export(trained):
   workdir, result = trained
   assert "step 6/6" in result.stdout and "ETA" in result.stdout
+  assert result.stdout.count("task: grasping") == 1 and "parameters:" in result.stdout
   records = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   by_step = {}
   for r in records:
@@ -50,7 +52,10 @@ def test_train_writes_metrics_curve_and_export(trained):
   assert "eval/success_rate" in by_step[3] and "eval/success_rate" in by_step[6]
   events = os.listdir(os.path.join(workdir, "tensorboard"))
   assert len(events) == 1 and events[0].startswith("events.out.tfevents.")
-  assert len(metrics.read_records(os.path.join(workdir, "tensorboard", events[0]))) == 1 + 6 + 2
+  tensorboard = event_accumulator.EventAccumulator(os.path.join(workdir, "tensorboard"))
+  tensorboard.Reload()
+  assert [e.step for e in tensorboard.Scalars("loss")] == list(range(1, 7))
+  assert [e.step for e in tensorboard.Scalars("eval/success_rate")] == [3, 6]
   curve = json.load(open(os.path.join(workdir, "eval_curve.json")))
   assert [c["step"] for c in curve] == [3, 6] and all(c["trials"] == 1 for c in curve)
   assert os.path.getsize(os.path.join(workdir, "eval_curve.png")) > 1000

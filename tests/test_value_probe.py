@@ -116,6 +116,6 @@ def test_launcher(cfg, network, data, tmp_path_factory):
   assert bad.returncode != 0 and "train config field 'dataset_dir' is empty" in bad.stderr
   bad = update_fixtures.run_module(env, "experiments.value_probe", f"--export={directory}",
                                    f"--dataset_dir={data.directory}", "--transitions=0", check=False)
-  assert bad.returncode != 0 and "num_transitions must be in [1, " in bad.stderr
+  assert bad.returncode != 0 and "--transitions=0: 0 is not a positive integer" in bad.stderr
   bad = update_fixtures.run_module(env, "experiments.value_probe", f"--export={data.directory}", check=False)
   assert bad.returncode != 0 and "export.json" in bad.stderr

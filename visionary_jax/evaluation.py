@@ -210,6 +210,17 @@ def write_curve(workdir: str, curve: Sequence[Mapping[str, Any]]) -> None:
   plots.save_atomically(fig, os.path.join(workdir, "eval_curve.png"), dpi=120)
 
 
+def append_to_curve(workdir: str, step: int, result: Mapping[str, Any]) -> list[dict[str, Any]]:
+  """Adds an `evaluate` result at `step` to workdir's curve and rewrites it (`write_curve`); returns the curve.
+
+  Entries from `step` on (left by a run killed after evaluating them) are replaced.
+  """
+  curve = [c for c in read_curve(workdir) if c["step"] < step]
+  curve.append({k: v for k, v in result.items() if k != "per_trial"} | {"step": step})
+  write_curve(workdir, curve)
+  return curve
+
+
 def read_curve(workdir: str) -> list[dict[str, Any]]:
   path = os.path.join(workdir, "eval_curve.json")
   if not os.path.exists(path):

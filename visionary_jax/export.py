@@ -38,8 +38,7 @@ FILES = ("export.json", "genotype.json", "variables.npz", "config.json")
 
 
 def _flat(params) -> dict[str, np.ndarray]:
-  return {".".join(path): np.asarray(v) for path, v in flax.traverse_util.flatten_dict(
-      flax.core.unfreeze(params)).items()}
+  return {k: np.asarray(v) for k, v in flax.traverse_util.flatten_dict(flax.core.unfreeze(params), sep=".").items()}
 
 
 def inference_network(config: ml_collections.ConfigDict, arch: genotype_lib.Genotype | genotype_lib.SearchSpace,
@@ -100,7 +99,7 @@ def load_variables(directory: str, network: qnetwork.QNetwork) -> dict[str, Any]
   if not os.path.isfile(path):
     raise ValueError(f"export {directory}: missing variables.npz")
   shapes = jax.eval_shape(lambda: qnetwork.init_variables(network, jax.random.PRNGKey(0)))["params"]
-  expected = {".".join(p): s for p, s in flax.traverse_util.flatten_dict(flax.core.unfreeze(shapes)).items()}
+  expected = flax.traverse_util.flatten_dict(flax.core.unfreeze(shapes), sep=".")
   with np.load(path, allow_pickle=False) as data:
     stored = {k: data[k] for k in data.files}
   missing = sorted(set(expected) - set(stored))

@@ -302,25 +302,3 @@ def derive(arch: Mapping[str, Any], space: SearchSpace = SearchSpace()) -> Genot
     else:
       attention.append(space.fixed.attention[i])
   return Genotype(ops=tuple(ops), attention=tuple(attention))
-
-
-def one_hot_arch(genotype: Genotype, space: SearchSpace = SearchSpace(), magnitude: float = 1e4) -> dict:
-  """Architecture logits that make the search network compute exactly `genotype`.
-
-  Op logits are +magnitude for the genotype's op and -magnitude elsewhere; edge
-  logits +magnitude for kept edges and -magnitude for the others.
-  """
-  arch: dict[str, dict[str, np.ndarray]] = {}
-  for i in range(NUM_LOCATIONS):
-    if space.fusion:
-      arch[f"fusion_{i}"] = {"op_logits": np.where(np.array(OPS) == genotype.ops[i], magnitude, -magnitude)
-                                          .astype(np.float32)}
-    elif genotype.ops[i] != space.fixed.ops[i]:
-      raise ValueError(f"location {i}: op {genotype.ops[i]!r} is not searchable here (fixed {space.fixed.ops[i]!r})")
-    if space.attention:
-      names = attention_candidates(i)
-      arch[f"attention_{i}"] = {"edge_logits": np.array([magnitude if n in genotype.attention[i] else -magnitude
-                                                        for n in names], np.float32)}
-    elif genotype.attention[i] != space.fixed.attention[i]:
-      raise ValueError(f"location {i}: attention {genotype.attention[i]} is not searchable here")
-  return arch

@@ -1,123 +1,26 @@
-"""Training metrics: a JSONL file, TensorBoard event files and a console progress line.
-
-The TensorBoard writer is a small one of our own: an event file is a
-TFRecord stream (length, masked CRC-32C of the length, payload, masked CRC-32C
-of the payload) of `Event` protocol buffers, and a scalar needs only four of
-their fields, so no TensorFlow or tensorboardX is needed to write one.
-"""
+"""Training metrics: a JSONL file, TensorBoard event files and a console progress line."""
 
 import json
 import math
 import os
-import socket
-import struct
 import tempfile
 import time
 from typing import Any, Mapping
 
+from flax import traverse_util
 import numpy as np
-
-# CRC-32C (Castagnoli), reflected polynomial 0x82F63B78, table-driven.
-_CRC_TABLE = []
-for _n in range(256):
-  _c = _n
-  for _ in range(8):
-    _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-  _CRC_TABLE.append(_c)
+import tensorboardX
+from tensorboardX import summary as tensorboard_summary
 
 
-def crc32c(data: bytes) -> int:
-  crc = 0xFFFFFFFF
-  for byte in data:
-    crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-  return crc ^ 0xFFFFFFFF
-
-
-def masked_crc32c(data: bytes) -> int:
-  crc = crc32c(data)
-  return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _varint(value: int) -> bytes:
-  out = bytearray()
-  while True:
-    bits = value & 0x7F
-    value >>= 7
-    if value:
-      out.append(bits | 0x80)
-    else:
-      out.append(bits)
-      return bytes(out)
-
-
-def _field(number: int, wire_type: int) -> bytes:
-  return _varint((number << 3) | wire_type)
-
-
-def _bytes_field(number: int, payload: bytes) -> bytes:
-  return _field(number, 2) + _varint(len(payload)) + payload
-
-
-def event_bytes(wall_time: float, step: int, scalars: Mapping[str, float] | None = None,
-                file_version: str | None = None) -> bytes:
-  """A serialized tensorflow.Event: wall_time (1, double), step (2, int64), file_version (3) or summary (5).
-
-  The summary holds one Summary.Value per scalar: tag (1, string), simple_value (2, float).
-  """
-  out = _field(1, 1) + struct.pack("<d", wall_time) + _field(2, 0) + _varint(int(step))
-  if file_version is not None:
-    out += _bytes_field(3, file_version.encode())
-  if scalars:
-    summary = b"".join(
-        _bytes_field(1, _bytes_field(1, tag.encode()) + _field(2, 5) + struct.pack("<f", float(value)))
-        for tag, value in scalars.items())
-    out += _bytes_field(5, summary)
-  return out
-
-
-def record_bytes(payload: bytes) -> bytes:
-  """One TFRecord: uint64 length, masked CRC of the length, payload, masked CRC of the payload."""
-  length = struct.pack("<Q", len(payload))
-  return length + struct.pack("<I", masked_crc32c(length)) + payload + struct.pack("<I", masked_crc32c(payload))
-
-
-def read_records(path: str) -> list[bytes]:
-  """Payloads of a TFRecord file, checking both CRCs of every record."""
-  out = []
-  with open(path, "rb") as f:
-    data = f.read()
-  pos = 0
-  while pos < len(data):
-    length_bytes = data[pos:pos + 8]
-    (length,) = struct.unpack("<Q", length_bytes)
-    (length_crc,) = struct.unpack("<I", data[pos + 8:pos + 12])
-    payload = data[pos + 12:pos + 12 + length]
-    (payload_crc,) = struct.unpack("<I", data[pos + 12 + length:pos + 16 + length])
-    if length_crc != masked_crc32c(length_bytes) or payload_crc != masked_crc32c(payload):
-      raise ValueError(f"{path}: corrupt record at byte {pos}")
-    out.append(payload)
-    pos += 16 + length
-  return out
-
-
-class TensorBoardWriter:
-  """Appends scalar events to a new `events.out.tfevents.*` file in `directory`."""
-
-  def __init__(self, directory: str):
-    os.makedirs(directory, exist_ok=True)
-    now = time.time()
-    self.path = os.path.join(directory, f"events.out.tfevents.{int(now)}.{socket.gethostname()}.{os.getpid()}")
-    self._file = open(self.path, "ab")
-    self._file.write(record_bytes(event_bytes(now, 0, file_version="brain.Event:2")))
-    self._file.flush()
-
-  def scalars(self, step: int, values: Mapping[str, float]) -> None:
-    finite = {k: float(v) for k, v in values.items()}
-    self._file.write(record_bytes(event_bytes(time.time(), step, scalars=finite)))
-    self._file.flush()
-
-  def close(self) -> None:
-    self._file.close()
+def format_duration(seconds: float) -> str:
+  """"1h02m" from an hour on, "3m05s" below it, "?" when not finite (no rate measured yet)."""
+  if not math.isfinite(seconds):
+    return "?"
+  seconds = int(max(seconds, 0))
+  if seconds >= 3600:
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+  return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 class JsonlWriter:
@@ -174,16 +77,49 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in f if line.strip()]
 
 
+def hparams(config: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
+  """A nested config (config.json) as TensorBoard hparams: dotted names; lists as JSON text, None left out."""
+  flat = traverse_util.flatten_dict(dict(config), sep=".")
+  return {k: v if isinstance(v, (bool, int, float, str)) else json.dumps(v) for k, v in flat.items()
+          if v is not None}
+
+
 class Writer:
-  """Both writers under one workdir: `metrics.jsonl` and `tensorboard/`."""
+  """Both writers under one workdir: `metrics.jsonl` and `tensorboard/`.
+
+  A run resumed from its checkpoint at `resume_step` hides the killed run's
+  records after that step: the JSONL file drops them, and TensorBoard is told
+  to (`purge_step`). A run from step 0 writes the workdir's `config.json` to
+  TensorBoard as text and as hparams.
+  """
+
+  # Scalars the hparams dashboard shows beside each run's config.
+  HPARAMS_METRICS = ("loss", "eval/success_rate")
 
   def __init__(self, workdir: str, resume_step: int | None = None):
+    start = resume_step or 0
     self.jsonl = JsonlWriter(os.path.join(workdir, "metrics.jsonl"), resume_step)
-    self.tensorboard = TensorBoardWriter(os.path.join(workdir, "tensorboard"))
+    # TensorBoard hides earlier files' events from `purge_step` on; the checkpoint's own step stays. Event
+    # file names hold the second the file was opened, and a file of that name is overwritten: the suffix
+    # keeps a quick restart's file apart, and in the order TensorBoard reads the files.
+    self.tensorboard = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=start + 1,
+                                                  filename_suffix=f".{time.time_ns():020d}.{os.getpid()}")
+    config_path = os.path.join(workdir, "config.json")
+    if start == 0 and os.path.isfile(config_path):
+      with open(config_path) as f:
+        config = json.load(f)
+      text = json.dumps(config, indent=2, sort_keys=True)
+      self.tensorboard.add_text("config", "    " + text.replace("\n", "\n    "), 0)  # a markdown code block
+      for summary in tensorboard_summary.hparams(hparams(config), dict.fromkeys(self.HPARAMS_METRICS)):
+        self.tensorboard.file_writer.add_summary(summary, 0)
+      self.tensorboard.flush()
 
   def write(self, step: int, values: Mapping[str, Any]) -> None:
     self.jsonl.write(step, values)
-    self.tensorboard.scalars(step, {k: v for k, v in values.items() if not isinstance(v, str)})
+    for tag, value in values.items():
+      if not isinstance(value, str):
+        self.tensorboard.add_scalar(tag, float(np.asarray(value)), step)
+    self.tensorboard.flush()
 
   def close(self) -> None:
     self.jsonl.close()
@@ -203,6 +139,19 @@ class Progress:
     rate = self.rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
     self._last_step, self._last_time = step, now
     eta = (self.total - step) / rate if rate > 0 else float("inf")
-    eta_text = "?" if not math.isfinite(eta) else f"{int(eta // 3600)}h{int(eta % 3600 // 60):02d}m{int(eta % 60):02d}s"
     shown = " ".join(f"{k} {float(values[k]):.4g}" for k in ("loss", "q_mean", "target_mean") if k in values)
-    return f"step {step}/{self.total} {shown} | {rate:.2f} steps/s, ETA {eta_text}"
+    return f"step {step}/{self.total} {shown} | {rate:.2f} steps/s, ETA {format_duration(eta)}"
+
+
+def parameter_counts(params: Mapping[str, Any]) -> dict[str, int]:
+  """Number of parameters under each top-level module of a Flax `params` tree (arrays or shape structs)."""
+  return {name: sum(int(np.prod(leaf.shape)) for leaf in traverse_util.flatten_dict(dict(sub)).values())
+          if isinstance(sub, Mapping) else int(np.prod(sub.shape)) for name, sub in params.items()}
+
+
+def describe_parameters(params: Mapping[str, Any]) -> str:
+  """One line per top-level module with its parameter count, then the total."""
+  counts = parameter_counts(params)
+  width = max([len(name) for name in counts] + [5])
+  lines = [f"  {name:<{width}} {count:>12,}" for name, count in counts.items()]
+  return "\n".join(["parameters:"] + lines + [f"  {'total':<{width}} {sum(counts.values()):>12,}"])

@@ -22,6 +22,7 @@ import optax
 
 from visionary_jax import action_space
 from visionary_jax import genotype as genotype_lib
+from visionary_jax import metrics
 from visionary_jax.episodes import dataset as dataset_lib
 from visionary_jax.episodes import summary
 from visionary_jax.nets import qnetwork
@@ -115,5 +116,5 @@ def run(config: ml_collections.ConfigDict, data: dataset_lib.Dataset, genotype: 
       rate = step / point["seconds"]
       log(f"probe step {step}/{steps}: loss {point['loss']:.3f}, held-out AUC {fmt(point['auc'])}, "
           f"below {LOW_HEIGHT} m {fmt(point['auc_low'])} | {rate:.2f} steps/s, "
-          f"ETA {(steps - step) / rate / 60:.1f} min")
+          f"ETA {metrics.format_duration((steps - step) / rate)}")
   return curve

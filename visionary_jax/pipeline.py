@@ -30,6 +30,7 @@ import os
 import time
 from typing import Any, Sequence
 
+from flax import traverse_util
 import ml_collections
 
 from visionary_jax import atomic
@@ -90,15 +91,6 @@ def check_study(config: ml_collections.ConfigDict, variants: Sequence[str], seed
   dataset_lib.check_train_dataset_dir(config)
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-  if isinstance(tree, dict):
-    out = {}
-    for key, value in tree.items():
-      out.update(_flatten(value, f"{prefix}{key}."))
-    return out
-  return {prefix[:-1]: tree}
-
-
 # A study may resume with other values of these: a run resumed from any checkpoint ends where
 # the uninterrupted run would have, and metrics records do not feed back into training.
 RESUME_NEUTRAL_FIELDS = frozenset({"train.checkpoint_every", "train.log_every"})
@@ -156,8 +148,9 @@ def differing_study_fields(old: dict[str, Any], new: dict[str, Any],
   holds its default, from `defaults` (the preset's unmodified config), nor do the fields
   in RESUME_NEUTRAL_FIELDS, which set only when a run writes its checkpoints and metrics.
   """
-  before, now = _flatten(old.get("config", {})), _flatten(new.get("config", {}))
-  default = _flatten(json.loads(defaults.to_json())) if defaults is not None else {}
+  flatten = lambda tree: traverse_util.flatten_dict(tree, sep=".")
+  before, now = flatten(old.get("config", {})), flatten(new.get("config", {}))
+  default = flatten(json.loads(defaults.to_json())) if defaults is not None else {}
   added_at_default = lambda k: k not in before and k in default and now.get(k) == default[k]
   return sorted(k for k in set(before) | set(now)
                 if before.get(k) != now.get(k) and not added_at_default(k) and k not in RESUME_NEUTRAL_FIELDS)
@@ -182,9 +175,7 @@ def _retrain(config: ml_collections.ConfigDict, genotype_path: str, workdir: str
     if not curve or curve[-1]["step"] != steps:
       result = evaluation.evaluate(export_dir, config.task, config.env, sc.eval_trials,
                                    run_config.train.eval_workers, seed=seed)
-      curve = [c for c in curve if c["step"] < steps]
-      curve.append({k: v for k, v in result.items() if k != "per_trial"} | {"step": steps})
-      evaluation.write_curve(workdir, curve)
+      curve = evaluation.append_to_curve(workdir, steps, result)
   log(f"  train: final success {curve[-1]['success_rate']:.3f} [{curve[-1]['wilson_low']:.3f}, "
       f"{curve[-1]['wilson_high']:.3f}] over {curve[-1]['trials']} trials")
   return curve[-1]

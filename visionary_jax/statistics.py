@@ -7,7 +7,6 @@ report a success rate with its Wilson interval.
 """
 
 import dataclasses
-import math
 from typing import Sequence
 
 import numpy as np
@@ -30,19 +29,9 @@ def student_t_test(treatment: Sequence[float], baseline: Sequence[float]) -> TTe
   return TTest(t=float(result.statistic), df=int(a.size + b.size - 2), p=float(result.pvalue))
 
 
-def student_t_test_from_summary(mean_a: float, std_a: float, n_a: int,
-                                mean_b: float, std_b: float, n_b: int) -> TTest:
-  """The same test from means, sample standard deviations (ddof=1) and counts."""
-  result = stats.ttest_ind_from_stats(mean_a, std_a, n_a, mean_b, std_b, n_b, equal_var=True)
-  return TTest(t=float(result.statistic), df=int(n_a + n_b - 2), p=float(result.pvalue))
-
-
-def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple[float, float]:
-  """95 % (by default) Wilson score interval of a success rate."""
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+  """Wilson score interval of a success rate (95 % by default)."""
   if trials <= 0 or not 0 <= successes <= trials:
     raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes}/{trials}")
-  p = successes / trials
-  denom = 1 + z * z / trials
-  centre = (p + z * z / (2 * trials)) / denom
-  half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-  return max(0.0, centre - half), min(1.0, centre + half)
+  interval = stats.binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
+  return float(interval.low), float(interval.high)

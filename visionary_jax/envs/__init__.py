@@ -15,7 +15,7 @@ _FIELDS = ("image_size", "max_steps", "num_objects", "split", "max_displacement"
 _LEGACY_DEFAULTS = {"camera_fov": shards_lib.LEGACY_CAMERA_FOV}
 
 
-def make(task: str, env_config: Mapping[str, Any], **overrides):
+def make(task: str, env_config: Mapping[str, Any], render_mode: str | None = None, **overrides):
   """Builds the task's env from a config's `env` section (experiments/configs/base.py:env)."""
   if task not in TASKS:
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -33,7 +33,7 @@ def make(task: str, env_config: Mapping[str, Any], **overrides):
   common = dict(image_size=int(c["image_size"]), max_steps=int(c["max_steps"]),
                 max_displacement=float(c["max_displacement"]),
                 max_rotation=float(c["max_rotation"]), physics=physics, renderer=c["renderer"],
-                camera=scene_lib.Camera(fov=float(c["camera_fov"])))
+                camera=scene_lib.Camera(fov=float(c["camera_fov"])), render_mode=render_mode)
   if task == "grasping":
     from visionary_jax.envs import grasping  # pylint: disable=g-import-not-at-top
     return grasping.Grasping(num_objects=int(c["num_objects"]), split=c["split"],
@@ -41,3 +41,13 @@ def make(task: str, env_config: Mapping[str, Any], **overrides):
   from visionary_jax.envs import stacking  # pylint: disable=g-import-not-at-top
   return stacking.Stacking(num_blocks=int(c["num_objects"]), stable_steps=int(c["stable_steps"]),
                            **common)
+
+
+def make_env(task: str, preset: str = "cpu", render_mode: str | None = None, **overrides):
+  """The task's env at a config preset; keyword arguments replace fields of the preset's `env` section.
+
+  `gymnasium.make("visionary_jax/Grasping-v0", preset="smoke")` calls this (ids registered by
+  `import visionary_jax`).
+  """
+  from experiments.configs import base  # pylint: disable=g-import-not-at-top
+  return make(task, base.env(preset, task), render_mode=render_mode, **overrides)

@@ -1,6 +1,5 @@
 """Dataset summary: success fraction, episode lengths and a PNG grid of camera frames."""
 
-import json
 import os
 from typing import Any
 
@@ -105,8 +104,3 @@ def write_summary(workdir: str, task: str, image_size: int | None = None,
   atomic.write_json(os.path.join(workdir, SUMMARY_JSON), result)
   plot(data, os.path.join(workdir, SUMMARY_PNG))
   return result
-
-
-def load_summary(workdir: str) -> dict[str, Any]:
-  with open(os.path.join(workdir, SUMMARY_JSON)) as f:
-    return json.load(f)
