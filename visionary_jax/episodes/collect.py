@@ -205,14 +205,6 @@ def _worker_process(spec: WorkerSpec, progress: mp.Queue, parent: int):
     raise
 
 
-def _format_duration(seconds: float) -> str:
-  if not np.isfinite(seconds):
-    return "?"
-  seconds = int(seconds)
-  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
-      f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 def collect(config, workdir: str, num_episodes: int | None = None, local_workers: int | None = None,
             worker_index: int = 0, num_workers: int = 1, progress_every: float = 5.0,
             print_fn: Callable[[str], None] = print) -> dict[str, Any]:
@@ -228,6 +220,7 @@ def collect(config, workdir: str, num_episodes: int | None = None, local_workers
     progress_every: seconds between progress lines.
     print_fn: where progress lines go.
   """
+  from visionary_jax import metrics  # pylint: disable=g-import-not-at-top  (JAX stays out of the workers)
   c = config.collect
   num_episodes = int(c.num_episodes if num_episodes is None else num_episodes)
   local_workers = int(c.local_workers if local_workers is None else local_workers)
@@ -303,7 +296,7 @@ def collect(config, workdir: str, num_episodes: int | None = None, local_workers
           rate = done / max(now - start, 1e-9)
           eta = (target - done) / rate if rate > 0 else float("inf")
           print_fn(f"collect: {already + done}/{num_episodes} episodes  {rate:.2f} episodes/s  "
-                   f"success {successes / max(done, 1):.3f}  ETA {_format_duration(eta)}")
+                   f"success {successes / max(done, 1):.3f}  ETA {metrics.format_duration(eta)}")
     finally:
       for p in procs:
         if p.is_alive():
