@@ -36,6 +36,7 @@ import numpy as np
 
 from visionary_jax import action_space
 from visionary_jax import atomic
+from visionary_jax import run_files
 
 FORMAT = "visionary_jax.episodes/1"
 SHARD_RE = re.compile(r"^episodes-(\d{9})-(\d{9})\.npz$")
@@ -320,10 +321,9 @@ def read_manifest(directory: str) -> dict[str, dict[str, Any]] | None:
   if not os.path.exists(path):
     return None
   try:
-    with open(path) as f:
-      manifest = json.load(f)
-  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise ShardError(f"{path}: unreadable manifest JSON: {e}") from e
+    manifest = run_files.read_json(path, MANIFEST)
+  except ValueError as e:
+    raise ShardError(str(e)) from None
   if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("shards"), list):
     raise ShardError(f"{path}: not a {FORMAT} manifest with a 'shards' list")
   listed = {}
