@@ -1,6 +1,9 @@
-"""Checkpoints: round trip, mismatches, and a run killed with SIGKILL that resumes bitwise."""
+"""Checkpoints: round trip, mismatches, damage, and a run killed with SIGKILL that resumes bitwise."""
 
+import glob
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -92,6 +95,121 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(runs):
   ref_flat, bad_flat = checkpoints.flatten(ref_state), checkpoints.flatten(bad_state)
   for name, value in ref_flat.items():
     np.testing.assert_array_equal(bad_flat[name], value, err_msg=name)
+
+
+def _largest_data_file(step_dir) -> str:
+  return max(glob.glob(os.path.join(step_dir, "state", "**", "d", "*"), recursive=True), key=os.path.getsize)
+
+
+def _flip_8_bytes(path):
+  with open(path, "r+b") as f:
+    f.seek(os.path.getsize(path) // 2)
+    data = f.read(8)
+    f.seek(-8, os.SEEK_CUR)
+    f.write(bytes(b ^ 0xFF for b in data))
+
+
+def _truncate(path):
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) // 2)
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (_flip_8_bytes, "differs from its checksum in checksums.json"),
+    (_truncate, "has {half} bytes, checksums.json says {size}"),
+])
+def test_damaged_newest_checkpoint_is_reported_and_the_run_falls_back(runs, damage, problem):
+  base, env, command = runs
+  workdir = base / f"damaged_{damage.__name__}"
+  shutil.copytree(base / "reference", workdir)
+  newest = workdir / "checkpoints" / str(STEPS)
+  damaged_file = _largest_data_file(newest)
+  size = os.path.getsize(damaged_file)
+  damage(damaged_file)
+  resumed = subprocess.run(command(workdir, workdir / "final.npz"), env=env, timeout=300, capture_output=True,
+                           text=True)
+  assert resumed.returncode == 0, resumed.stderr
+  moved = workdir / "checkpoints_damaged" / str(STEPS)
+  relative = os.path.relpath(damaged_file, newest)
+  line = f"checkpoint {newest} is damaged: file {relative} " + problem.format(size=size, half=size // 2)
+  [report] = [l for l in resumed.stdout.splitlines() if "is damaged" in l]
+  assert report.startswith(line), report
+  assert report.endswith(f"; moved it to {moved} and falling back to step {STEPS - 2}"), report
+  assert f"resumed from step {STEPS - 2} " in resumed.stdout
+  assert "Traceback" not in resumed.stderr and "Event loop is closed" not in resumed.stderr
+  # Nothing is lost: the damaged checkpoint is kept aside, and the redone steps match the uninterrupted run.
+  assert os.path.exists(moved / os.path.relpath(damaged_file, newest))
+  reference, final = np.load(base / "reference.npz"), np.load(workdir / "final.npz")
+  for name in reference.files:
+    np.testing.assert_array_equal(final[name], reference[name], err_msg=name)
+  assert checkpoints.Checkpoints(str(workdir / "checkpoints"), keep=3).latest_step() == STEPS
+
+
+def _small_run(directory, steps=(2, 4)) -> tuple[checkpoints.Checkpoints, dict]:
+  state = {"params": {"w": np.arange(600, dtype=np.float32).reshape(20, 30)}, "step": np.int32(0)}
+  ckpts = checkpoints.Checkpoints(str(directory), keep=3)
+  for step in steps:
+    ckpts.save(step, {"params": {"w": state["params"]["w"] + step}, "step": np.int32(step)}, {"position": step})
+  return ckpts, state
+
+
+def test_every_checkpoint_damaged_is_one_error_naming_each(tmp_path):
+  ckpts, template = _small_run(tmp_path / "c")
+  for step in (2, 4):
+    _flip_8_bytes(_largest_data_file(ckpts.step_directory(step)))
+  lines = []
+  with pytest.raises(checkpoints.CheckpointDamaged,
+                     match=rf"no good checkpoint in {tmp_path}/c: checkpoint {tmp_path}/c/4 is damaged: .*; "
+                           rf"checkpoint {tmp_path}/c/2 is damaged: .*Move {tmp_path}/c aside"):
+    ckpts.restore_latest(template, lines.append)
+  assert not lines and ckpts.all_steps() == [2, 4]  # nothing moved
+  with pytest.raises(checkpoints.CheckpointDamaged, match=f"checkpoint {tmp_path}/c/4 is damaged"):
+    ckpts.restore(4, template)
+  ckpts.close()
+
+
+def test_restored_leaves_are_checked_against_their_checksums(tmp_path):
+  ckpts, template = _small_run(tmp_path / "c")
+  step_dir = ckpts.step_directory(4)
+  sums = checkpoints.read_checksums(step_dir)
+  assert set(sums["leaves"]) == {"params.w", "step"}
+  assert sums["leaves"]["params.w"] == checkpoints.leaf_sha256(template["params"]["w"] + 4)
+  sums["leaves"]["params.w"] = checkpoints.leaf_sha256(template["params"]["w"])
+  with open(os.path.join(step_dir, checkpoints.CHECKSUMS), "w") as f:
+    json.dump(sums, f)
+  with pytest.raises(checkpoints.CheckpointDamaged, match="restored leaf params.w differs from its checksum"):
+    ckpts.restore(4, template)
+  with open(os.path.join(step_dir, checkpoints.CHECKSUMS), "w") as f:
+    f.write("{not json")
+  with pytest.raises(checkpoints.CheckpointDamaged, match=r"checkpoint .*/4 is damaged: checksums.json: .* is malformed JSON"):
+    ckpts.restore(4, template)
+  # A checkpoint whose checksums were never written (the run was killed right after the save) restores unverified.
+  os.remove(os.path.join(step_dir, checkpoints.CHECKSUMS))
+  step, state, host = ckpts.restore_latest(template, print)
+  assert step == 4 and host == {"position": 4}
+  np.testing.assert_array_equal(state["params"]["w"], template["params"]["w"] + 4)
+  ckpts.close()
+
+
+def test_non_finite_parameter_norm_stops_with_the_step(runs):
+  """Finite weights of magnitude 3e35 give a finite loss but an infinite parameter norm: training stops."""
+  base, env, command = runs
+  template = _template()
+  reference = checkpoints.Checkpoints(str(base / "reference" / "checkpoints"), keep=3)
+  state, host = reference.restore(6, template)
+  reference.close()
+  flat = checkpoints.flatten(state)
+  flat["params.logit.bias"] = np.full_like(flat["params.logit.bias"], 3e35)
+  workdir = base / "inflated"
+  inflated = checkpoints.Checkpoints(str(workdir / "checkpoints"), keep=3)
+  inflated.save(6, checkpoints.unflatten(template, flat, "test"), host)
+  inflated.close()
+  result = subprocess.run(command(workdir, base / "inflated.npz"), env=env, timeout=300, capture_output=True,
+                          text=True)
+  assert result.returncode != 0
+  assert "FloatingPointError: non-finite param_norm (inf) in the update from step 6 to 7" in result.stderr
+  assert "last good checkpoint is step 6" in result.stderr
+  assert not os.path.exists(base / "inflated.npz")
 
 
 def _template():

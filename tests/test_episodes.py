@@ -195,6 +195,76 @@ def test_skip_bad_shards_reports_them(dataset_dir):
     dataset_lib.Dataset(str(directory), skip_bad_shards=True)
 
 
+@pytest.mark.parametrize("remove, message", [
+    (os.remove, "listed in manifest.json but missing"),
+    (_remove_sidecar, "sidecar of a shard listed in manifest.json is missing"),
+])
+def test_a_shard_listed_in_the_manifest_must_be_there(dataset_dir, remove, message):
+  directory, episodes, paths = dataset_dir
+  shards.write_manifest(str(directory))
+  remove(paths[1])
+  with pytest.raises(shards.ShardError, match=message) as e:
+    dataset_lib.Dataset(str(directory))
+  assert os.path.basename(paths[1])[:-len(".npz")] in str(e.value)
+  data = dataset_lib.Dataset(str(directory), skip_bad_shards=True)
+  assert [b.path for b in data.bad_shards] == [paths[1]] and message in data.bad_shards[0].problem
+  assert data.num_episodes == len(episodes) - 4
+
+
+def test_a_shard_must_match_its_manifest_entry(dataset_dir):
+  directory, episodes, paths = dataset_dir
+  shards.write_manifest(str(directory))
+  manifest_path = os.path.join(directory, shards.MANIFEST)
+  with open(manifest_path) as f:
+    manifest = json.load(f)
+  manifest["shards"][2]["episodes"] = 3
+  with open(manifest_path, "w") as f:
+    json.dump(manifest, f)
+  with pytest.raises(shards.ShardError, match=f"{os.path.basename(paths[2])}: holds 2 episodes, manifest.json "
+                                              "lists 3"):
+    dataset_lib.Dataset(str(directory))
+  shards.write_manifest(str(directory))
+  # A valid shard written over a listed one (same episodes, other content).
+  replaced = [fixtures.make_episode(i, 2) for i in range(8, 10)]
+  assert shards.write_shard(str(directory), replaced, "grasping") == paths[2]
+  with pytest.raises(shards.ShardError, match=f"{os.path.basename(paths[2])}: sha256 differs from the one "
+                                              "manifest.json lists"):
+    dataset_lib.Dataset(str(directory))
+  assert dataset_lib.Dataset(str(directory), skip_bad_shards=True).num_episodes == len(episodes) - 2
+
+
+def test_shards_not_in_the_manifest_are_read_and_reported(tmp_path, caplog):
+  _, paths = fixtures.write_dataset(tmp_path, num_episodes=8, per_shard=4)
+  os.rename(paths[1], tmp_path / "aside.npz")
+  shards.write_manifest(str(tmp_path))
+  os.rename(tmp_path / "aside.npz", paths[1])
+  with caplog.at_level("WARNING"):
+    data = dataset_lib.Dataset(str(tmp_path))
+  assert data.unlisted_shards == [os.path.basename(paths[1])] and data.num_episodes == 8
+  assert f"1 shard file(s) not listed in manifest.json (read when they have a sidecar): " \
+         f"{os.path.basename(paths[1])}" in caplog.text
+
+
+def test_a_damaged_manifest_is_rejected_by_name(dataset_dir):
+  directory, episodes, _ = dataset_dir
+  with open(os.path.join(directory, shards.MANIFEST), "w") as f:
+    f.write('{"format": "visionary_jax.episodes/1", "shards": [{"file": "x"}]}')
+  with pytest.raises(shards.ShardError, match="manifest.json: shard entry .* lacks a shard file name"):
+    dataset_lib.Dataset(str(directory))
+  with open(os.path.join(directory, shards.MANIFEST), "w") as f:
+    f.write('{"format": ')
+  with pytest.raises(shards.ShardError, match="manifest.json: .*manifest.json is malformed JSON"):
+    dataset_lib.Dataset(str(directory))
+  assert dataset_lib.Dataset(str(directory), skip_bad_shards=True).num_episodes == len(episodes)
+
+
+def test_a_collect_workdir_points_to_its_episodes_folder(tmp_path):
+  fixtures.write_dataset(tmp_path / "episodes")
+  with pytest.raises(shards.ShardError, match=f"{tmp_path}: empty dataset, no valid shard; it holds an episodes/ "
+                                              f"folder: pass {tmp_path / 'episodes'}"):
+    dataset_lib.Dataset(str(tmp_path))
+
+
 def test_writer_rejects_inconsistent_episodes(tmp_path):
   e = fixtures.make_episode(0, 3)
   e.image = e.image[:-1]

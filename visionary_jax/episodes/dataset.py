@@ -28,11 +28,16 @@ class Dataset:
                verify_checksum: bool = True, camera_fov: float | None = None):
     """Validates every shard; raises ShardError naming the first bad one unless skipping.
 
+    With a manifest.json (written when a collection completes), a listed shard
+    that is missing, lacks its sidecar, holds another episode count or was
+    replaced is bad too; shard files it does not list are read and reported
+    (logged, and in `self.unlisted_shards`).
+
     Args:
       directory: the dataset directory (collector workdir's `episodes/`).
       image_size: expected image side (config.env.image_size); None accepts any, but all
         shards must agree.
-      skip_bad_shards: drop invalid shards, listing them in `self.bad_shards`.
+      skip_bad_shards: drop invalid or missing shards, listing them in `self.bad_shards`.
       max_in_memory_gb: above this many GB of images, memory-map (when `mmap` is None).
       mmap: force memory-mapping (True) or loading (False); None decides by size.
       verify_checksum: recompute each shard's SHA-256.
@@ -41,6 +46,25 @@ class Dataset:
     self.directory = directory
     self.bad_shards: list[BadShard] = []
     paths = shards_lib.list_shards(directory)
+    try:
+      listed = shards_lib.read_manifest(directory)
+    except shards_lib.ShardError as e:
+      if not skip_bad_shards:
+        raise
+      logging.warning("reading without the manifest: %s", e)
+      listed = None
+    # Shard files present but not in manifest.json: read when complete, and reported.
+    self.unlisted_shards: list[str] = []
+    if listed is not None:
+      problems, self.unlisted_shards = shards_lib.check_manifest(directory, listed)
+      for path, problem in problems:
+        if not skip_bad_shards:
+          raise shards_lib.ShardError(problem)
+        self.bad_shards.append(BadShard(path, problem))
+        logging.warning("skipping bad shard: %s", problem)
+      if self.unlisted_shards:
+        logging.warning("%s: %d shard file(s) not listed in %s (read when they have a sidecar): %s", directory,
+                        len(self.unlisted_shards), shards_lib.MANIFEST, ", ".join(self.unlisted_shards))
     metas, frame_arrays = [], []
     use_mmap = mmap
     if use_mmap is None:
@@ -57,6 +81,8 @@ class Dataset:
       try:
         meta, arrays = shards_lib.check_shard(path, image_size, verify_checksum, mmap=self.mmap,
                                               expected_camera_fov=camera_fov)
+        if listed is not None and os.path.basename(path) in listed:
+          shards_lib.check_listed(path, meta, listed[os.path.basename(path)])
         if image_size is None:
           image_size = meta["image_size"]
       except shards_lib.ShardError as e:
@@ -69,6 +95,9 @@ class Dataset:
       frame_arrays.append(arrays)
     if not metas:
       detail = f"; {len(self.bad_shards)} bad shard(s) skipped" if self.bad_shards else ""
+      inner = os.path.join(directory, "episodes")
+      if os.path.isdir(inner):
+        detail += f"; it holds an episodes/ folder: pass {inner} (the dataset of a collect workdir)"
       raise shards_lib.ShardError(f"{directory}: empty dataset, no valid shard{detail}")
     ranges = sorted(tuple(m["episode_range"]) for m in metas)
     for (s0, e0), (s1, e1) in zip(ranges, ranges[1:]):

@@ -36,6 +36,7 @@ import numpy as np
 
 from visionary_jax import action_space
 from visionary_jax import atomic
+from visionary_jax import run_files
 
 FORMAT = "visionary_jax.episodes/1"
 SHARD_RE = re.compile(r"^episodes-(\d{9})-(\d{9})\.npz$")
@@ -312,6 +313,53 @@ def write_manifest(directory: str, extra: dict[str, Any] | None = None) -> dict[
   }
   atomic.write_json(os.path.join(directory, MANIFEST), manifest)
   return manifest
+
+
+def read_manifest(directory: str) -> dict[str, dict[str, Any]] | None:
+  """{shard file name: its listed sidecar} of `directory`/manifest.json, None when there is no manifest."""
+  path = os.path.join(directory, MANIFEST)
+  if not os.path.exists(path):
+    return None
+  try:
+    manifest = run_files.read_json(path, MANIFEST)
+  except ValueError as e:
+    raise ShardError(str(e)) from None
+  if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("shards"), list):
+    raise ShardError(f"{path}: not a {FORMAT} manifest with a 'shards' list")
+  listed = {}
+  for entry in manifest["shards"]:
+    if (not isinstance(entry, dict) or not SHARD_RE.match(str(entry.get("file"))) or
+        isinstance(entry.get("episodes"), bool) or not isinstance(entry.get("episodes"), int) or
+        not isinstance(entry.get("sha256"), str)):
+      raise ShardError(f"{path}: shard entry {str(entry)[:200]} lacks a shard file name, episode count or sha256")
+    listed[entry["file"]] = entry
+  return listed
+
+
+def check_manifest(directory: str, listed: dict[str, dict[str, Any]]) -> tuple[list[tuple[str, str]], list[str]]:
+  """Compares the shard files of `directory` with its manifest's `listed` shards.
+
+  Returns:
+    (problems, unlisted): (shard path, message) for every listed shard whose .npz or
+    sidecar is missing; the names of the shard files present but not listed.
+  """
+  problems = []
+  for name in sorted(listed):
+    path = os.path.join(directory, name)
+    if not os.path.exists(path):
+      problems.append((path, f"{path}: listed in {MANIFEST} but missing"))
+    elif not os.path.exists(sidecar_path(path)):
+      problems.append((path, f"{sidecar_path(path)}: sidecar of a shard listed in {MANIFEST} is missing"))
+  unlisted = [n for n in sorted(os.listdir(directory)) if SHARD_RE.match(n) and n not in listed]
+  return problems, unlisted
+
+
+def check_listed(path: str, meta: dict[str, Any], entry: dict[str, Any]) -> None:
+  """Raises ShardError when a checked shard's sidecar `meta` disagrees with its manifest `entry`."""
+  if meta["episodes"] != entry["episodes"]:
+    raise ShardError(f"{path}: holds {meta['episodes']} episodes, {MANIFEST} lists {entry['episodes']}")
+  if meta["sha256"] != entry["sha256"]:
+    raise ShardError(f"{path}: sha256 differs from the one {MANIFEST} lists (the shard was replaced)")
 
 
 def iter_sidecars(directory: str) -> Iterable[tuple[str, dict[str, Any]]]:

@@ -72,6 +72,40 @@ def _arch_metrics(arch_params, arch: Architecture) -> dict[str, float]:
   return out
 
 
+# Metrics of an update that must be finite, the loss first.
+FINITE_METRICS = ("loss", "grad_norm", "update_norm", "param_norm", "arch_grad_norm", "arch_param_norm")
+
+
+def _check_finite(device_metrics: dict[str, Any], step: int, ckpts: checkpoints_lib.Checkpoints) -> None:
+  """FloatingPointError naming the step, the non-finite metrics and the last good checkpoint."""
+  values = jax.device_get({k: device_metrics[k][0] for k in FINITE_METRICS if k in device_metrics})
+  bad = [k for k in FINITE_METRICS if k in values and not math.isfinite(float(values[k]))]
+  if not bad:
+    return
+  first = bad[0]
+  also = f" (also non-finite: {', '.join(bad[1:])})" if bad[1:] else ""
+  last = ckpts.latest_step()
+  raise FloatingPointError(
+      f"non-finite {first} ({float(values[first])}) in the update from step {step - 1} to {step}{also}; "
+      "training stopped. The last good checkpoint is " + (f"step {last} in {ckpts.directory}" if last is not None
+                                                          else "none (no checkpoint was written yet)"))
+
+
+def _resume(ckpts: checkpoints_lib.Checkpoints, template: train_state_lib.TrainState, description: dict[str, Any],
+            batches: Batches, log: Callable[[str], None]) -> train_state_lib.TrainState | None:
+  """The newest good checkpoint's train state, with `batches` moved to its position; None without one."""
+  resumed = ckpts.restore_latest(template, log)
+  if resumed is None:
+    return None
+  latest, host_state, host = resumed
+  if host.get("architecture") != description:
+    raise ValueError(f"checkpoint step {latest} in {ckpts.directory} was written for architecture "
+                     f"{host.get('architecture')}, this run trains {description}")
+  batches.restore(host["sampler"])
+  log(f"resumed from step {latest} in {ckpts.directory}")
+  return host_state
+
+
 def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, batches: Batches,
           evaluate: Callable[[int, train_state_lib.TrainState], dict[str, float]] | None = None,
           log: Callable[[str], None] = print) -> train_state_lib.TrainState:
@@ -87,7 +121,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, b
   Returns:
     The final train state, on the host.
   Raises:
-    FloatingPointError: a non-finite loss; the message names the step and the last good checkpoint.
+    FloatingPointError: a non-finite loss, gradient, parameter or update norm; the message names the step
+      and the last good checkpoint.
+    checkpoints.CheckpointDamaged: every checkpoint in `workdir/checkpoints` is damaged (a damaged newest
+      one alone is moved aside, reported through `log`, and the run resumes from the previous one).
   """
   tc = config.train
   for field in ("steps", "log_every", "checkpoint_every"):
@@ -105,14 +142,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, b
   ckpts = checkpoints_lib.Checkpoints(os.path.join(workdir, "checkpoints"), tc.keep_checkpoints)
   host_state = jax.device_get(jax.jit(lambda key: train_state_lib.create(network, optimizer, key))(
       jax.random.PRNGKey(config.seed)))
-  latest = ckpts.latest_step()
-  if latest is not None:
-    host_state, host = ckpts.restore(latest, host_state)
-    if host.get("architecture") != description:
-      raise ValueError(f"checkpoint step {latest} in {ckpts.directory} was written for architecture "
-                       f"{host.get('architecture')}, this run trains {description}")
-    batches.restore(host["sampler"])
-    log(f"resumed from step {latest} in {ckpts.directory}")
+  try:
+    resumed = _resume(ckpts, host_state, description, batches, log)
+  except BaseException:
+    ckpts.close()
+    raise
+  if resumed is not None:
+    host_state = resumed
   else:
     atomic.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
     atomic.write_json(os.path.join(workdir, "architecture.json"), description)
@@ -127,13 +163,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, b
       batch = next(batches)
       update.check_batch(batch, len(devices), update_config)
       state, device_metrics = step_fn(state, batch)
-      loss = float(device_metrics["loss"][0])
-      if not math.isfinite(loss):
-        last = ckpts.latest_step()
-        raise FloatingPointError(
-            f"non-finite loss ({loss}) in the update from step {step - 1} to {step}; training stopped. "
-            f"The last good checkpoint is " + (f"step {last} in {ckpts.directory}" if last is not None else
-                                               "none (no checkpoint was written yet)"))
+      _check_finite(device_metrics, step, ckpts)
       if step % tc.log_every == 0 or step == tc.steps:
         values = {k: float(v[0]) for k, v in device_metrics.items()}
         # The update into `step` is the optimiser's (step - 1)-th: optax counts from 0.
