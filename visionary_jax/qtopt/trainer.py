@@ -212,9 +212,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, arch_flag: str | Archit
                                   state.arch, step)
     result = evaluation.evaluate(directory, config.task, config.env, config.train.eval_trials,
                                  config.train.eval_workers, seed=config.seed)
-    curve = [c for c in evaluation.read_curve(workdir) if c["step"] < step]
-    curve.append({k: v for k, v in result.items() if k != "per_trial"} | {"step": step})
-    evaluation.write_curve(workdir, curve)
+    evaluation.append_to_curve(workdir, step, result)
     log(f"evaluation at step {step}: success {result['success_rate']:.3f} "
         f"[{result['wilson_low']:.3f}, {result['wilson_high']:.3f}] over {result['trials']} trials")
     return {"eval/success_rate": result["success_rate"], "eval/wilson_low": result["wilson_low"],
