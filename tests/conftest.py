@@ -8,10 +8,18 @@ import jax
 import numpy as np
 import pytest
 
+import episode_fixtures
 from experiments.configs import base
 from visionary_jax import action_space
 from visionary_jax import genotype as G
 from visionary_jax.nets import qnetwork
+
+
+@pytest.fixture
+def dataset_dir(tmp_path):
+  """(directory, episodes, shard paths) of a small synthetic dataset (episode_fixtures.write_dataset)."""
+  episodes, paths = episode_fixtures.write_dataset(tmp_path)
+  return tmp_path, episodes, paths
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """Synthetic episodes for the shard, dataset and sampler tests (no simulator needed)."""
 
 import numpy as np
-import pytest
 
 from visionary_jax.episodes import shards
 
@@ -35,7 +34,3 @@ def write_dataset(directory, num_episodes=10, per_shard=4, image_size=8):
   return episodes, paths
 
 
-@pytest.fixture
-def dataset_dir(tmp_path):
-  episodes, paths = write_dataset(tmp_path)
-  return tmp_path, episodes, paths

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import episode_fixtures as fixtures
-from episode_fixtures import dataset_dir  # pylint: disable=unused-import  (fixture)
 from visionary_jax.episodes import dataset as dataset_lib
 from visionary_jax.episodes import shards
 from visionary_jax.episodes import summary

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import episode_fixtures
-import update_fixtures
 from experiments.configs import grasping
+import update_fixtures
 from visionary_jax import evolution_baseline
 from visionary_jax import genotype as G
 from visionary_jax.episodes import dataset as dataset_lib

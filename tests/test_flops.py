@@ -4,7 +4,8 @@ import pytest
 
 from experiments.configs import base
 from visionary_jax import genotype as G
-from visionary_jax.nets import flops, qnetwork
+from visionary_jax.nets import flops
+from visionary_jax.nets import qnetwork
 
 
 def _taps(n_in: int, n_out: int, kernel: int, stride: int, dilation: int, pad_before: int) -> int:

@@ -1,11 +1,13 @@
 """Each action-merging op against hand-computed values, shapes, and the supernet mixture (Eq. 3)."""
 
 import chex
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
 
 from visionary_jax import genotype
 from visionary_jax.nets import fusion

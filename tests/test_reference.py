@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-import update_fixtures
 from experiments.configs import grasping
+import update_fixtures
 from visionary_jax import action_space
 from visionary_jax import evaluation
 from visionary_jax.envs import reference

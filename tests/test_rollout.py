@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-import update_fixtures
 from conftest import perturbed_baseline
 from experiments.configs import grasping
+import update_fixtures
 from visionary_jax import action_space
 from visionary_jax import envs
 from visionary_jax import evaluation

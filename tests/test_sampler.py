@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import episode_fixtures
-from episode_fixtures import dataset_dir  # pylint: disable=unused-import  (fixture)
 from experiments.configs import grasping as grasping_config
 from visionary_jax.episodes import dataset as dataset_lib
 from visionary_jax.episodes import sampler as sampler_lib

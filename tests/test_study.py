@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import episode_fixtures
-import update_fixtures
 from experiments.configs import grasping
+import update_fixtures
 from visionary_jax import genotype as G
 from visionary_jax import one_shot
 from visionary_jax import pipeline

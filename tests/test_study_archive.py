@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from test_report import make_study
 
 import update_fixtures
-from test_report import make_study
 from visionary_jax import report
 from visionary_jax import study_archive
 

@@ -6,10 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-import episode_fixtures
-import update_fixtures
 from conftest import perturbed_baseline
+import episode_fixtures
 from experiments.configs import grasping
+import update_fixtures
 from visionary_jax import export
 from visionary_jax import genotype as G
 from visionary_jax import value_probe

@@ -193,21 +193,9 @@ def evaluate_reference(name: str, task: str, env_config: Mapping[str, Any],
 
 def write_curve(workdir: str, curve: Sequence[Mapping[str, Any]]) -> None:
   """eval_curve.json and eval_curve.png (success rate and Wilson interval against training step)."""
-  from visionary_jax import plots  # pylint: disable=g-import-not-at-top  (selects the Agg backend)
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from visionary_jax import plots  # pylint: disable=g-import-not-at-top  (matplotlib only when plotting)
   atomic.write_json(os.path.join(workdir, "eval_curve.json"), list(curve))
-  steps = [c["step"] for c in curve]
-  rate = [c["success_rate"] for c in curve]
-  fig, ax = plt.subplots(figsize=(5, 3.5))
-  ax.fill_between(steps, [c["wilson_low"] for c in curve], [c["wilson_high"] for c in curve], alpha=0.3,
-                  label="95 % Wilson interval")
-  ax.plot(steps, rate, marker="o", label="success rate")
-  ax.set_xlabel("training step")
-  ax.set_ylabel("success rate")
-  ax.set_ylim(0, 1)
-  ax.legend(loc="lower right")
-  fig.tight_layout()
-  plots.save_atomically(fig, os.path.join(workdir, "eval_curve.png"), dpi=120)
+  plots.success_curve(curve, os.path.join(workdir, "eval_curve.png"))
 
 
 def append_to_curve(workdir: str, step: int, result: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -48,6 +48,21 @@ def learning_curves(variants: Mapping[str, Sequence[Curve]], path: str, title: s
 Series = dict[int, dict[str, dict[str, tuple[list[int], list[float]]]]]
 
 
+def success_curve(curve: Sequence[Mapping[str, Any]], path: str) -> None:
+  """Success rate and 95 % Wilson interval against training step, from evaluation results with a "step"."""
+  steps = [c["step"] for c in curve]
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  ax.fill_between(steps, [c["wilson_low"] for c in curve], [c["wilson_high"] for c in curve], alpha=0.3,
+                  label="95 % Wilson interval")
+  ax.plot(steps, [c["success_rate"] for c in curve], marker="o", label="success rate")
+  ax.set_xlabel("training step")
+  ax.set_ylabel("success rate")
+  ax.set_ylim(0, 1)
+  ax.legend(loc="lower right")
+  fig.tight_layout()
+  save_atomically(fig, path, dpi=120)
+
+
 def architecture_weight_series(records: Sequence[Mapping[str, object]]) -> Series:
   """Architecture weights over training from metrics.jsonl records of a search run.
 

@@ -16,7 +16,8 @@ from experiments.benchmarks import _timing
 from experiments.configs import base
 from visionary_jax import action_space
 from visionary_jax import genotype as G
-from visionary_jax.nets import flops, qnetwork
+from visionary_jax.nets import flops
+from visionary_jax.nets import qnetwork
 
 BATCH = 256
 ROUNDS = 12

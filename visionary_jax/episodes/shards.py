@@ -29,8 +29,8 @@ import hashlib
 import json
 import os
 import re
-import zipfile
 from typing import Any, Iterable, Sequence
+import zipfile
 
 import numpy as np
 
