@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import launcher
 from visionary_jax import atomic
 from visionary_jax import evaluation
 from visionary_jax import export
@@ -44,11 +45,13 @@ def main(argv):
   for name, flag, low in (("trials", _TRIALS, 1), ("first_trial", _FIRST_TRIAL, 0), ("columns", _COLUMNS, 1)):
     if flag.value < low:
       raise app.UsageError(f"--{name} must be >= {low}, got {flag.value}")
+  launcher.check_output_file("frames", _FRAMES.value)
+  launcher.check_output_file("output", _OUTPUT.value)
   try:
     config = export.read_config(_EXPORT.value, ("task", "env"))
     policy = export.load_policy(_EXPORT.value)
   except ValueError as e:
-    raise app.UsageError(f"--export: {e}") from e
+    raise ValueError(f"--export: {e}") from e
   from visionary_jax import envs  # pylint: disable=g-import-not-at-top
   env = envs.make(config.task, evaluation.env_config_for_split(config.task, config.env.to_dict(), _SPLIT.value))
   trials = []
@@ -74,4 +77,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  launcher.run(main)

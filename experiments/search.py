@@ -17,6 +17,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from experiments import launcher
 from visionary_jax import one_shot
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file:preset.", lock_config=True)
@@ -29,12 +30,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
-  try:
-    one_shot.search(_CONFIG.value, _WORKDIR.value, one_shot.search_space(_SPACE.value),
-                    log=lambda line: print(line, flush=True))
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
+  launcher.check_writable("workdir", _WORKDIR.value)
+  one_shot.search(_CONFIG.value, _WORKDIR.value, one_shot.search_space(_SPACE.value),
+                  log=lambda line: print(line, flush=True))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  launcher.run(main)

@@ -88,8 +88,11 @@ def _read_json(directory: str, name: str):
   if not os.path.isfile(path):
     raise ValueError(f"export {directory}: missing {name}; an export directory holds {list(FILES)}")
   try:
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
       return json.load(f)
+  except UnicodeDecodeError as e:
+    raise ValueError(f"export {directory}: {name} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+                     f"{e.start})") from None
   except json.JSONDecodeError as e:
     raise ValueError(f"export {directory}: {name} is malformed JSON ({e})") from None
 
