@@ -131,6 +131,14 @@ def run_launcher(name: str, *args: str, check: bool = False) -> Result:
   return Result(command[1:], done.returncode, done.stdout, done.stderr)
 
 
+def went_on(result: Result, pattern: str) -> Result:
+  """For a run that exits 0: show its last stdout line matching `pattern` (what it made of the input)."""
+  if result.status == 0:
+    lines = [l.strip() for l in result.stdout.splitlines() if re.search(pattern, l)]
+    result.line = lines[-1] if lines else ""
+  return result
+
+
 def newest_checkpoint_file(run: str) -> str:
   """The largest file under the newest step of run/checkpoints (a data file of the train state)."""
   root = os.path.join(run, "checkpoints")
@@ -182,22 +190,22 @@ def baseline_json() -> dict:
 def deleted_shard(inputs):
   episodes = os.path.join(inputs.copy(inputs.collected, "deleted_shard"), "episodes")
   os.remove(shards.list_shards(episodes)[1])
-  return run_launcher("train", CONFIG, f"--workdir={inputs.path('deleted_shard_run')}",
-                      f"--config.train.dataset_dir={episodes}")
+  return went_on(run_launcher("train", CONFIG, f"--workdir={inputs.path('deleted_shard_run')}",
+                              f"--config.train.dataset_dir={episodes}"), r"^dataset |skip")
 
 
 def deleted_sidecar(inputs):
   episodes = os.path.join(inputs.copy(inputs.collected, "deleted_sidecar"), "episodes")
   os.remove(shards.sidecar_path(shards.list_shards(episodes)[1]))
-  return run_launcher("train", CONFIG, f"--workdir={inputs.path('deleted_sidecar_run')}",
-                      f"--config.train.dataset_dir={episodes}")
+  return went_on(run_launcher("train", CONFIG, f"--workdir={inputs.path('deleted_sidecar_run')}",
+                              f"--config.train.dataset_dir={episodes}"), r"^dataset |skip")
 
 
 def _resume_damaged(inputs, name, damage):
   run = inputs.copy(inputs.trained, name)
   damage(newest_checkpoint_file(run))
-  return run_launcher("train", CONFIG, f"--workdir={run}", f"--config.train.dataset_dir={inputs.synthetic}",
-                      f"--config.train.steps={TRAIN_STEPS + 2}")
+  return went_on(run_launcher("train", CONFIG, f"--workdir={run}", f"--config.train.dataset_dir={inputs.synthetic}",
+                              f"--config.train.steps={TRAIN_STEPS + 2}"), r"checkpoint|resumed")
 
 
 def flipped_checkpoint(inputs):

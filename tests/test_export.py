@@ -83,6 +83,10 @@ def test_missing_or_bad_files_are_named(baseline_export, tmp_path):
     f.write("{not json")
   with pytest.raises(ValueError, match="config.json is malformed JSON"):
     export.load_policy(directory)
+  with open(os.path.join(directory, "config.json"), "wb") as f:
+    f.write(b'{"task": "grasping\xff"}')
+  with pytest.raises(ValueError, match=f"export {directory}: config.json is not UTF-8 text \\(byte 0xff at offset 18\\)"):
+    export.load_policy(directory)
   with pytest.raises(ValueError, match="is not a directory"):
     export.load_policy(str(tmp_path / "nowhere"))
 
