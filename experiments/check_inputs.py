@@ -38,6 +38,7 @@ _CASES = flags.DEFINE_list("cases", None, "Names of the cases to run (default: a
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "--config=experiments/configs/grasping.py:smoke"
 TRAIN_STEPS = 6  # the smoke preset's, checkpoints every 2 steps
+TIMEOUT = 600  # seconds a launcher may take before the case counts as hanging
 
 
 @dataclasses.dataclass
@@ -123,12 +124,18 @@ def write_synthetic(directory: str, num_episodes: int, per_shard: int = 4, rewar
 
 
 def run_launcher(name: str, *args: str, check: bool = False) -> Result:
+  """`python -m experiments.NAME ARGS` from the checkout's root; a run past TIMEOUT is killed (status -1)."""
   command = [sys.executable, "-m", f"experiments.{name}", *args]
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
-  done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-  if check and done.returncode:
-    raise RuntimeError(f"{name} failed while building the inputs:\n{done.stderr[-3000:]}")
-  return Result(command[1:], done.returncode, done.stdout, done.stderr)
+  try:
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    result = Result(command[1:], done.returncode, done.stdout, done.stderr)
+  except subprocess.TimeoutExpired as e:
+    text = lambda out: out.decode(errors="replace") if isinstance(out, bytes) else out or ""
+    result = Result(command[1:], -1, text(e.stdout), text(e.stderr), line=f"still running after {TIMEOUT} s; killed")
+  if check and result.status:
+    raise RuntimeError(f"{name} failed while building the inputs:\n{result.stderr[-3000:]}")
+  return result
 
 
 def went_on(result: Result, pattern: str) -> Result:

@@ -139,10 +139,17 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def check_writable(flag_name: str, directory: str) -> str:
-  """Creates `directory` if missing and writes a temp file in it, so that a run cannot fail late on it."""
+  """Fails unless `directory`, or the nearest existing folder it would be made in, takes a new file.
+
+  Writes and removes a temp file there (creates nothing), so that a run cannot fail on it after hours.
+  """
+  existing = os.path.abspath(directory)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
   try:
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.TemporaryFile(dir=directory):
+    if not os.path.isdir(existing):
+      raise NotADirectoryError(f"{existing} is a file")
+    with tempfile.TemporaryFile(dir=existing):
       pass
   except OSError as e:
     fail(f"--{flag_name} {directory} is not writable ({e.strerror or e})")
