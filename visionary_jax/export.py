@@ -198,7 +198,10 @@ def load_policy(directory: str, seed: int = 0, cem_overrides: Mapping[str, Any] 
   """The exported network as a Policy; every inconsistency is a ValueError naming the file."""
   directory = os.path.abspath(directory)
   config = read_config(directory, ("network", "cem"))
-  genotype = genotype_lib.load_json(os.path.join(directory, "genotype.json"))
+  try:
+    genotype = genotype_lib.load_json(os.path.join(directory, "genotype.json"))
+  except ValueError as e:
+    raise ValueError(f"export {directory}: {e}") from None
   network = qnetwork.QNetwork(qnetwork.NetworkSpec.from_config(config.network), genotype)
   try:
     cem_config = policy_cem_config(config.cem, cem_overrides)
