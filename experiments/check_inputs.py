@@ -124,11 +124,12 @@ def write_synthetic(directory: str, num_episodes: int, per_shard: int = 4, rewar
 
 
 def run_launcher(name: str, *args: str, check: bool = False) -> Result:
-  """`python -m experiments.NAME ARGS` from the checkout's root; a run past TIMEOUT is killed (status -1)."""
+  """`python -m experiments.NAME ARGS` from the checkout's root; a case past TIMEOUT is killed (status -1)."""
   command = [sys.executable, "-m", f"experiments.{name}", *args]
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
   try:
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=None if check else TIMEOUT)
     result = Result(command[1:], done.returncode, done.stdout, done.stderr)
   except subprocess.TimeoutExpired as e:
     text = lambda out: out.decode(errors="replace") if isinstance(out, bytes) else out or ""
@@ -444,14 +445,25 @@ def run_cases(names: list[str] | None = None, log: Callable[[str], None] = print
   if unknown:
     raise ValueError(f"unknown cases {unknown}; the cases are {[c[0] for c in CASES]}")
   rows = []
+  saved = {k: os.environ.get(k) for k in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")}
   with tempfile.TemporaryDirectory(prefix="check_inputs_") as tmp:
-    inputs = Inputs(tmp)
-    for number, (name, what, case) in enumerate(CASES, 1):
-      if names and name not in names:
-        continue
-      r = row(number, name, what, case(inputs), tmp)
-      log(f"{name}: exit {r['status']}, {r['stderr_lines']} stderr lines: {r['message']}")
-      rows.append(r)
+    # The launchers compile the same smoke networks: one compilation cache for all of them.
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=os.path.join(tmp, "jax_cache"),
+                      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    try:
+      inputs = Inputs(tmp)
+      for number, (name, what, case) in enumerate(CASES, 1):
+        if names and name not in names:
+          continue
+        r = row(number, name, what, case(inputs), tmp)
+        log(f"{name}: exit {r['status']}, {r['stderr_lines']} stderr lines: {r['message']}")
+        rows.append(r)
+    finally:
+      for k, v in saved.items():
+        if v is None:
+          del os.environ[k]
+        else:
+          os.environ[k] = v
   return rows
 
 
