@@ -12,7 +12,7 @@ visionary_jax/study_archive.py.
 from absl import app
 from absl import flags
 
-from experiments import launch
+from experiments import launcher
 from experiments.configs import base
 from visionary_jax import pipeline
 from visionary_jax import study_archive
@@ -28,23 +28,21 @@ flags.mark_flags_as_required(["workdir", "archive"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    record = pipeline.read_study_record(f"{_WORKDIR.value}/{pipeline.STUDY_JSON}")
-    if record.get("task") not in base.TASKS or record.get("preset") not in base.PRESETS:
-      raise ValueError(f"{_WORKDIR.value}/{pipeline.STUDY_JSON} names an unknown task or preset "
-                       f"({record.get('task')!r}, {record.get('preset')!r})")
-    defaults = base.task_config(record["task"], record["preset"])
-    outcome = study_archive.archive_study(_WORKDIR.value, _ARCHIVE.value, defaults,
-                                          log=lambda line: print(line, flush=True),
-                                          accept_other_dataset=_ACCEPT_OTHER_DATASET.value)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
+  launcher.check_writable("archive", _ARCHIVE.value)
+  record = pipeline.read_study_record(f"{_WORKDIR.value}/{pipeline.STUDY_JSON}")
+  if record.get("task") not in base.TASKS or record.get("preset") not in base.PRESETS:
+    raise ValueError(f"{_WORKDIR.value}/{pipeline.STUDY_JSON} names an unknown task or preset "
+                     f"({record.get('task')!r}, {record.get('preset')!r})")
+  defaults = base.task_config(record["task"], record["preset"])
+  outcome = study_archive.archive_study(_WORKDIR.value, _ARCHIVE.value, defaults,
+                                        log=lambda line: print(line, flush=True),
+                                        accept_other_dataset=_ACCEPT_OTHER_DATASET.value)
   print(f"archive {_ARCHIVE.value}: {len(outcome['archived'])} runs added, {len(outcome['unchanged'])} already "
         f"there, {len(outcome['incomplete'])} incomplete", flush=True)
 
 
 def run():
-  launch.run(main)
+  launcher.run(main)
 
 
 if __name__ == "__main__":

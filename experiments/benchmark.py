@@ -7,12 +7,12 @@ Each suite lives in `experiments/benchmarks/NAME.py` and exposes
 import importlib
 import json
 import pkgutil
-import sys
 
+from absl import app
 from absl import flags
 
 from experiments import benchmarks
-from experiments import launch
+from experiments import launcher
 
 _SUITE = flags.DEFINE_string("suite", "networks", "Which benchmark suite to run.")
 
@@ -25,14 +25,14 @@ def main(argv):
   del argv
   suites = available_suites()
   if _SUITE.value not in suites:
-    sys.exit(f"--suite={_SUITE.value!r} is not a benchmark suite; choose one of {suites}")
+    raise app.UsageError(f"--suite={_SUITE.value!r} is not a benchmark suite; choose one of {suites}")
   module = importlib.import_module(f"experiments.benchmarks.{_SUITE.value}")
   result = module.run()
   print(json.dumps(result, sort_keys=True), flush=True)
 
 
 def run():
-  launch.run(main)
+  launcher.run(main)
 
 
 if __name__ == "__main__":

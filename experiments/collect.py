@@ -11,7 +11,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from experiments import launch
+from experiments import launcher
 from visionary_jax.episodes import collect
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file:preset.",
@@ -32,16 +32,14 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    collect.collect(_CONFIG.value, _WORKDIR.value, _NUM_EPISODES.value, _LOCAL_WORKERS.value,
-                    _WORKER_INDEX.value, _NUM_WORKERS.value, _PROGRESS_EVERY.value,
-                    print_fn=lambda line: print(line, flush=True))
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
+  launcher.check_writable("workdir", _WORKDIR.value)
+  collect.collect(_CONFIG.value, _WORKDIR.value, _NUM_EPISODES.value, _LOCAL_WORKERS.value,
+                  _WORKER_INDEX.value, _NUM_WORKERS.value, _PROGRESS_EVERY.value,
+                  print_fn=lambda line: print(line, flush=True))
 
 
 def run():
-  launch.run(main)
+  launcher.run(main)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from experiments import launch
+from experiments import launcher
 from experiments.configs import base
 from experiments.configs import grasping
 from visionary_jax import genotype as genotype_lib
@@ -79,7 +79,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
   start = time.time()
-  workdir = _WORKDIR.value
+  workdir = launcher.check_writable("workdir", _WORKDIR.value)
   say = lambda line: print(line, flush=True)
   indent = lambda line: say("  " + line)
   elapsed = lambda: f"[{time.time() - start:.0f} s]"
@@ -123,7 +123,7 @@ def main(argv):
 
 
 def run():
-  launch.run(main)
+  launcher.run(main)
 
 
 if __name__ == "__main__":

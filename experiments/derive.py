@@ -13,7 +13,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from experiments import launch
+from experiments import launcher
 from visionary_jax import one_shot
 
 _SEARCH = flags.DEFINE_string("search", None, "Workdir of a search run.")
@@ -27,14 +27,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
-  try:
-    one_shot.derive(_SEARCH.value, _OUTPUT.value, _STEP.value, log=lambda line: print(line, flush=True))
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
+  launcher.check_writable("output", _OUTPUT.value)
+  one_shot.derive(_SEARCH.value, _OUTPUT.value, _STEP.value, log=lambda line: print(line, flush=True))
 
 
 def run():
-  launch.run(main)
+  launcher.run(main)
 
 
 if __name__ == "__main__":

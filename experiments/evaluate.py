@@ -19,7 +19,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from experiments import launch
+from experiments import launcher
 from visionary_jax import atomic
 from visionary_jax import evaluation
 from visionary_jax import export
@@ -48,7 +48,7 @@ def _evaluate_export():
   try:
     config = export.read_config(_EXPORT.value, ("task", "env")).to_dict()
   except ValueError as e:
-    raise app.UsageError(f"--export: {e}") from e
+    raise ValueError(f"--export: {e}") from e
   cem_overrides = {}
   for field, flag in _CEM_FLAGS.items():
     if flag.value < 0:
@@ -59,11 +59,8 @@ def _evaluate_export():
     export.policy_cem_config(config.get("cem", {}), cem_overrides)
   except ValueError as e:
     raise app.UsageError(f"--cem_* flags with {_EXPORT.value}/config.json: {e}") from e
-  try:
-    result = evaluation.evaluate(_EXPORT.value, config["task"], config["env"], _TRIALS.value, _WORKERS.value,
-                                 _SEED.value, _SPLIT.value, cem_overrides)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
+  result = evaluation.evaluate(_EXPORT.value, config["task"], config["env"], _TRIALS.value, _WORKERS.value,
+                               _SEED.value, _SPLIT.value, cem_overrides)
   result["policy"] = "export"
   if cem_overrides:
     result["cem_overrides"] = cem_overrides
@@ -91,6 +88,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
+  launcher.check_output_file("output", _OUTPUT.value)
   result = _evaluate_export() if _POLICY.value == "export" else _evaluate_reference()
   if _OUTPUT.value:
     atomic.write_json(_OUTPUT.value, result)
@@ -98,7 +96,7 @@ def main(argv):
 
 
 def run():
-  launch.run(main)
+  launcher.run(main)
 
 
 if __name__ == "__main__":

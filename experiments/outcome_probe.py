@@ -17,7 +17,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from experiments import launch
+from experiments import launcher
 from visionary_jax import atomic
 from visionary_jax import genotype as genotype_lib
 from visionary_jax import outcome_probe
@@ -41,16 +41,14 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # jax logs its backend search at INFO
+  launcher.check_output_file("output", _OUTPUT.value)
   config = _CONFIG.value
-  try:
-    arch = trainer.architecture_from_flag(_ARCH.value)
-    if not isinstance(arch, genotype_lib.Genotype):
-      raise ValueError("--arch must be 'baseline' or a genotype JSON file (the probe trains a fixed network)")
-    data = dataset_lib.from_train_config(config)
-    curve = outcome_probe.run(config, data, arch, _STEPS.value, _EVAL_EVERY.value, _AUGMENT_SHIFT.value,
-                              _HOLDOUT_EVERY.value, log=lambda line: print(line, flush=True))
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
+  arch = trainer.architecture_from_flag(_ARCH.value)
+  if not isinstance(arch, genotype_lib.Genotype):
+    raise app.UsageError("--arch must be 'baseline' or a genotype JSON file (the probe trains a fixed network)")
+  data = dataset_lib.from_train_config(config)
+  curve = outcome_probe.run(config, data, arch, _STEPS.value, _EVAL_EVERY.value, _AUGMENT_SHIFT.value,
+                            _HOLDOUT_EVERY.value, log=lambda line: print(line, flush=True))
   if _OUTPUT.value:
     atomic.write_json(_OUTPUT.value, {
         "dataset_dir": config.train.dataset_dir, "preset": config.preset, "arch": _ARCH.value,
@@ -61,7 +59,7 @@ def main(argv):
 
 
 def run():
-  launch.run(main)
+  launcher.run(main)
 
 
 if __name__ == "__main__":

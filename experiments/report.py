@@ -13,7 +13,7 @@ listed, not counted.
 from absl import app
 from absl import flags
 
-from experiments import launch
+from experiments import launcher
 from experiments.configs import base
 from visionary_jax import report
 from visionary_jax.nets import qnetwork
@@ -30,15 +30,13 @@ def main(argv):
   unknown = [p for p in _FLOPS_PRESETS.value if p not in base.PRESETS]
   if unknown:
     raise app.UsageError(f"--flops_presets: unknown presets {unknown}; presets are {base.PRESETS}")
-  try:
-    specs = {p: qnetwork.NetworkSpec.from_config(base.network(p)) for p in _FLOPS_PRESETS.value}
-    report.write_report(_WORKDIR.value, _OUTPUT.value, specs, log=lambda line: print(line, flush=True))
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
+  launcher.check_writable("output", _OUTPUT.value)
+  specs = {p: qnetwork.NetworkSpec.from_config(base.network(p)) for p in _FLOPS_PRESETS.value}
+  report.write_report(_WORKDIR.value, _OUTPUT.value, specs, log=lambda line: print(line, flush=True))
 
 
 def run():
-  launch.run(main)
+  launcher.run(main)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from experiments import launch
+from experiments import launcher
 from visionary_jax import atomic
 from visionary_jax import evaluation
 from visionary_jax import export
@@ -42,11 +42,13 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
+  launcher.check_output_file("frames", _FRAMES.value)
+  launcher.check_output_file("output", _OUTPUT.value)
   try:
     config = export.read_config(_EXPORT.value, ("task", "env"))
     policy = export.load_policy(_EXPORT.value)
   except ValueError as e:
-    raise app.UsageError(f"--export: {e}") from e
+    raise ValueError(f"--export: {e}") from e
   from visionary_jax import envs  # pylint: disable=g-import-not-at-top
   env = envs.make(config.task, evaluation.env_config_for_split(config.task, config.env.to_dict(), _SPLIT.value))
   trials = []
@@ -72,7 +74,7 @@ def main(argv):
 
 
 def run():
-  launch.run(main)
+  launcher.run(main)
 
 
 if __name__ == "__main__":

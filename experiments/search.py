@@ -17,7 +17,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from experiments import launch
+from experiments import launcher
 from visionary_jax import one_shot
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file:preset.", lock_config=True)
@@ -30,16 +30,14 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
-  try:
-    space = one_shot.search_space(_SPACE.value)
-    launch.print_run_start(_CONFIG.value, space)
-    one_shot.search(_CONFIG.value, _WORKDIR.value, space, log=lambda line: print(line, flush=True))
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
+  launcher.check_writable("workdir", _WORKDIR.value)
+  space = one_shot.search_space(_SPACE.value)
+  launcher.print_run_start(_CONFIG.value, space)
+  one_shot.search(_CONFIG.value, _WORKDIR.value, space, log=lambda line: print(line, flush=True))
 
 
 def run():
-  launch.run(main)
+  launcher.run(main)
 
 
 if __name__ == "__main__":

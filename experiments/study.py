@@ -18,7 +18,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from experiments import launch
+from experiments import launcher
 from experiments.configs import base
 from visionary_jax import pipeline
 
@@ -40,17 +40,15 @@ def main(argv):
       seeds = [int(s) for s in _SEEDS.value]
     except ValueError:
       raise app.UsageError(f"--seeds must be comma-separated integers, got {','.join(_SEEDS.value)!r}") from None
-  try:
-    config = _CONFIG.value
-    defaults = base.task_config(config.task, config.preset)
-    pipeline.run_study(config, _WORKDIR.value, _VARIANTS.value, seeds, log=lambda line: print(line, flush=True),
-                       defaults=defaults)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
+  launcher.check_writable("workdir", _WORKDIR.value)
+  config = _CONFIG.value
+  defaults = base.task_config(config.task, config.preset)
+  pipeline.run_study(config, _WORKDIR.value, _VARIANTS.value, seeds, log=lambda line: print(line, flush=True),
+                     defaults=defaults)
 
 
 def run():
-  launch.run(main)
+  launcher.run(main)
 
 
 if __name__ == "__main__":

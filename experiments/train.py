@@ -16,7 +16,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from experiments import launch
+from experiments import launcher
 from visionary_jax.qtopt import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file:preset.", lock_config=True)
@@ -36,15 +36,13 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
   if _COORDINATOR.value:
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  try:
-    launch.print_run_start(_CONFIG.value, trainer.architecture_from_flag(_ARCH.value))
-    trainer.run(_CONFIG.value, _WORKDIR.value, _ARCH.value, log=lambda line: print(line, flush=True))
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
+  launcher.check_writable("workdir", _WORKDIR.value)
+  launcher.print_run_start(_CONFIG.value, trainer.architecture_from_flag(_ARCH.value))
+  trainer.run(_CONFIG.value, _WORKDIR.value, _ARCH.value, log=lambda line: print(line, flush=True))
 
 
 def run():
-  launch.run(main)
+  launcher.run(main)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,11 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from experiments import launch
+from experiments import launcher
 from visionary_jax import atomic
 from visionary_jax import export
 from visionary_jax import value_probe
 from visionary_jax.episodes import dataset as dataset_lib
-from visionary_jax.episodes import shards as shards_lib
 
 _EXPORT = flags.DEFINE_string("export", None, "Export directory (visionary_jax.export).")
 _DATASET_DIR = flags.DEFINE_string("dataset_dir", "", "Episode shards; empty: the export's train.dataset_dir.")
@@ -35,19 +34,20 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
+  launcher.check_output_file("output", _OUTPUT.value)
   try:
     config = export.read_config(_EXPORT.value, ("train", "network", "env"))
     policy = export.load_policy(_EXPORT.value)
   except ValueError as e:
-    raise app.UsageError(f"--export: {e}") from e
+    raise ValueError(f"--export: {e}") from e
   if _DATASET_DIR.value:
     config.train.dataset_dir = _DATASET_DIR.value
   try:
     dataset_dir = dataset_lib.check_train_dataset_dir(config)
     data = dataset_lib.Dataset(dataset_dir, image_size=policy.network.spec.image_size, mmap=True,
                                verify_checksum=False, camera_fov=config.env.get("camera_fov"))
-  except (ValueError, shards_lib.ShardError) as e:
-    raise app.UsageError(f"--dataset_dir: {e}") from e
+  except ValueError as e:
+    raise ValueError(f"--dataset_dir: {e}") from e
   try:
     result = value_probe.probe(policy.network, policy.variables, data, float(config.train.gamma),
                                _TRANSITIONS.value, _SEED.value)
@@ -61,7 +61,7 @@ def main(argv):
 
 
 def run():
-  launch.run(main)
+  launcher.run(main)
 
 
 if __name__ == "__main__":

@@ -85,8 +85,21 @@ def test_missing_or_bad_files_are_named(baseline_export, tmp_path):
     f.write("{not json")
   with pytest.raises(ValueError, match="config.json is malformed JSON"):
     export.load_policy(directory)
+  with open(os.path.join(directory, "config.json"), "wb") as f:
+    f.write(b'{"task": "grasping\xff"}')
+  with pytest.raises(ValueError, match=f"export {directory}: config.json is not UTF-8 text \\(byte 0xff at offset 18\\)"):
+    export.load_policy(directory)
   with pytest.raises(ValueError, match="is not a directory"):
     export.load_policy(str(tmp_path / "nowhere"))
+
+
+def test_a_genotype_that_is_not_utf8_names_the_export(baseline_export, tmp_path):
+  directory = str(tmp_path / "latin1")
+  shutil.copytree(baseline_export[0], directory)
+  with open(os.path.join(directory, "genotype.json"), "ab") as f:
+    f.write(b"\xe9")
+  with pytest.raises(ValueError, match=f"export {directory}: genotype file {directory}/genotype.json: not UTF-8"):
+    export.load_policy(directory)
 
 
 def test_reexport_replaces_the_directory(cfg, baseline_export):

@@ -122,3 +122,11 @@ def test_malformed_json_is_rejected(tmp_path, text, message):
   with pytest.raises(ValueError, match=message) as info:
     G.load_json(path)
   assert path in str(info.value)
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path):
+  path = tmp_path / "latin1.json"
+  path.write_bytes(json.dumps(_valid())[:-1].encode() + ', "note": "caf\xe9"}'.encode("latin-1"))
+  offset = path.read_bytes().index(b"\xe9")
+  with pytest.raises(ValueError, match=rf"genotype file {path}: not UTF-8 text \(byte 0xe9 at offset {offset}\)"):
+    G.load_json(str(path))

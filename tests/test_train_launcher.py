@@ -99,8 +99,9 @@ def test_evaluate_launcher_replaces_the_policy_cem_sizes(trained, env):
 ])
 def test_bad_flags_fail_with_one_clear_message(env, tmp_path, args, message):
   result = _run(env, "experiments.train", CONFIG, f"--workdir={tmp_path}", *args, check=False)
-  assert result.returncode != 0
-  assert message in result.stderr
+  assert result.returncode == 2  # a usage error
+  assert result.stderr.startswith("train: ") and message in result.stderr
+  assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
 def test_bad_genotype_file_is_named(tmp_path):

@@ -87,8 +87,11 @@ def _read_json(directory: str, name: str):
   if not os.path.isfile(path):
     raise ValueError(f"export {directory}: missing {name}; an export directory holds {list(FILES)}")
   try:
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
       return json.load(f)
+  except UnicodeDecodeError as e:
+    raise ValueError(f"export {directory}: {name} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+                     f"{e.start})") from None
   except json.JSONDecodeError as e:
     raise ValueError(f"export {directory}: {name} is malformed JSON ({e})") from None
 
@@ -194,7 +197,10 @@ def load_policy(directory: str, seed: int = 0, cem_overrides: Mapping[str, Any] 
   """The exported network as a Policy; every inconsistency is a ValueError naming the file."""
   directory = os.path.abspath(directory)
   config = read_config(directory, ("network", "cem"))
-  genotype = genotype_lib.load_json(os.path.join(directory, "genotype.json"))
+  try:
+    genotype = genotype_lib.load_json(os.path.join(directory, "genotype.json"))
+  except ValueError as e:
+    raise ValueError(f"export {directory}: {e}") from None
   network = qnetwork.QNetwork(qnetwork.NetworkSpec.from_config(config.network), genotype)
   try:
     cem_config = policy_cem_config(config.cem, cem_overrides)

@@ -220,8 +220,11 @@ def save_json(genotype: Genotype, path: str, extra: Mapping[str, Any] | None = N
 def load_json(path: str) -> Genotype:
   """Reads a genotype JSON file; every problem is a ValueError naming the file and the field."""
   try:
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
       data = json.load(f)
+  except UnicodeDecodeError as e:
+    raise ValueError(f"genotype file {path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})"
+                     ) from None
   except json.JSONDecodeError as e:
     raise ValueError(f"genotype file {path}: malformed JSON ({e})") from None
   try:
@@ -237,7 +240,7 @@ def load_json_weights(path: str) -> dict[int, dict[str, dict[str, float]]]:
   """
   genotype = load_json(path)  # validates the file first
   del genotype
-  with open(path) as f:
+  with open(path, encoding="utf-8") as f:
     data = json.load(f)
   return {entry["location"]: {k: {str(n): float(w) for n, w in entry[k].items()}
                               for k in ("op_weights", "attention_weights") if isinstance(entry.get(k), dict)}

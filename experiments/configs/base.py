@@ -117,7 +117,7 @@ def env(preset: str, task: str) -> ml_collections.ConfigDict:
   check_preset(preset)
   _check_task(task)
   c = ml_collections.ConfigDict()
-  c.image_size = network(preset).image_size  # camera image side, pixels; must match the network
+  c.image_size = network(preset).image_size  # camera image side, pixels; task_config ties it to the network
   c.camera_fov = 40.0  # vertical field of view of the fixed camera, degrees (28 frames the tray)
   c.renderer = "tiny"  # "tiny" (TinyRenderer, CPU) or "egl" (PyBullet's EGL plugin, if it loads)
   c.max_steps = {"grasping": 15, "stacking": 30}[task]  # actions per episode before truncation
@@ -218,6 +218,8 @@ def task_config(task: str, preset: str) -> ml_collections.ConfigDict:
   # Near the data's mean discounted return (grasping 0.23; stacking's summary.json), not 0.5.
   config.network.initial_q = {"grasping": 0.25, "stacking": 0.05}[task]
   config.env = env(preset, task)
+  # One value: overriding either field sets both, so the camera renders what the network reads.
+  config.env.image_size = config.network.get_ref("image_size")
   config.collect = collect(preset, task)
   config.replay = replay(preset)
   config.train = train(preset)
