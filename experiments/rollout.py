@@ -1,7 +1,7 @@
 """Watch an exported policy act: evaluation trials step by step, as text, PNG frames and JSON.
 
   python -m experiments.rollout --export=DIR [--trials=4] [--first_trial=0] [--seed=0] [--split=test] \\
-      [--frames=rollouts.png] [--output=rollouts.json]
+      [--frames=rollouts.png] [--gif=rollouts.gif] [--output=rollouts.json]
 
 Trial t is trial t of `experiments.evaluate --seed=SEED` (same scene, same CEM
 random stream), so its outcome here is the one the evaluation counted. Each
@@ -27,6 +27,7 @@ _FIRST_TRIAL = flags.DEFINE_integer("first_trial", 0, "Index of the first trial.
 _SEED = flags.DEFINE_integer("seed", 0, "Evaluation seed (as in experiments.evaluate).")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "test"], "Grasping object split.")
 _FRAMES = flags.DEFINE_string("frames", None, "Optional PNG of the camera frames, a row per trial.")
+_GIF = flags.DEFINE_string("gif", None, "Optional animated GIF of the trials side by side, a frame per step.")
 _COLUMNS = flags.DEFINE_integer("columns", 10, "Frames per row of --frames at most.", lower_bound=1)
 _OUTPUT = flags.DEFINE_string("output", None, "Optional JSON file of every step (without images).")
 flags.mark_flags_as_required(["export"])
@@ -44,6 +45,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   launcher.check_output_file("frames", _FRAMES.value)
   launcher.check_output_file("output", _OUTPUT.value)
+  launcher.check_output_file("gif", _GIF.value)
   try:
     config = export.read_config(_EXPORT.value, ("task", "env"))
     policy = export.load_policy(_EXPORT.value)
@@ -63,6 +65,8 @@ def main(argv):
     env.close()
   if _FRAMES.value:
     plots.rollout_frames(trials, _FRAMES.value, _COLUMNS.value)
+  if _GIF.value:
+    plots.rollout_gif(trials, _GIF.value)
   summary = {"export": _EXPORT.value, "task": config.task, "seed": _SEED.value, "split": _SPLIT.value,
              "successes": sum(t["success"] for t in trials), "trials": len(trials)}
   if _OUTPUT.value:

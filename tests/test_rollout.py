@@ -64,9 +64,10 @@ def test_rollout_frames_needs_trials(tmp_path):
 def test_launcher(cfg, export_dir, tmp_path_factory):
   env = update_fixtures.subprocess_env(tmp_path_factory)
   base = tmp_path_factory.getbasetemp()
-  frames, out = base / "rollouts.png", base / "rollouts.json"
+  frames, out, gif = base / "rollouts.png", base / "rollouts.json", base / "rollouts.gif"
   result = update_fixtures.run_module(env, "experiments.rollout", f"--export={export_dir}", "--trials=2",
-                                      "--first_trial=1", "--seed=5", f"--frames={frames}", f"--output={out}")
+                                      "--first_trial=1", "--seed=5", f"--frames={frames}", f"--output={out}",
+                                      f"--gif={gif}")
   summary = json.loads(result.stdout.strip().splitlines()[-1])
   saved = json.load(open(out))
   evaluated = evaluation.evaluate(export_dir, "grasping", cfg.env, trials=3, workers=0, seed=5)["per_trial"]
@@ -75,7 +76,28 @@ def test_launcher(cfg, export_dir, tmp_path_factory):
   assert [t["trial"] for t in saved["per_trial"]] == [1, 2]
   assert result.stdout.count("trial 1: ") == 1 and " T=(" in result.stdout
   assert frames.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  assert gif.read_bytes()[:6] == b"GIF89a"
   bad = update_fixtures.run_module(env, "experiments.rollout", f"--export={export_dir}", "--trials=0", check=False)
   assert bad.returncode != 0 and "--trials=0: 0 is not a positive integer" in bad.stderr
   bad = update_fixtures.run_module(env, "experiments.rollout", f"--export={base}", check=False)
   assert bad.returncode != 0 and "export.json" in bad.stderr
+
+
+def test_rollout_gif_holds_ended_trials_with_their_outcome_border(tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  step = lambda value: {"image": np.full((4, 4, 3), value, np.uint8)}
+  trials = [{"trial": 0, "success": True, "steps": [step(10), step(20)]},
+            {"trial": 1, "success": False, "steps": [step(30), step(40), step(50)]}]
+  path = tmp_path / "r.gif"
+  plots.rollout_gif(trials, str(path), scale=2, frame_ms=100)
+  gif = Image.open(path)
+  assert gif.n_frames == 3  # the longest trial's steps
+  assert gif.size == (2 * (4 * 2 + 2 * 2), 4 * 2 + 2 * 2)  # two 8-pixel tiles with 2-pixel borders
+  gif.seek(2)
+  last = np.asarray(gif.convert("RGB"))
+  np.testing.assert_array_equal(last[0, 0], (40, 170, 60))  # trial 0 ended in success: green border
+  np.testing.assert_array_equal(last[0, 12], (200, 40, 40))  # trial 1 ended in failure: red border
+  np.testing.assert_array_equal(last[5, 5], (20, 20, 20))  # trial 0 holds its last frame
+  np.testing.assert_array_equal(last[5, 17], (50, 50, 50))
+  with pytest.raises(ValueError, match="no trials"):
+    plots.rollout_gif([], str(path))

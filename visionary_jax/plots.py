@@ -179,3 +179,42 @@ def rollout_frames(trials: Sequence[Mapping[str, Any]], path: str, columns: int 
   frame_strips(fig, grid, strips, columns)
   fig.tight_layout()
   save_atomically(fig, path, dpi=90)
+
+
+def rollout_gif(trials: Sequence[Mapping[str, Any]], path: str, scale: int = 4, frame_ms: int = 500) -> None:
+  """Animated GIF of evaluation rollouts: the trials side by side, one GIF frame per environment step.
+
+  A trial that has ended holds its last camera frame with a green (success) or
+  red (failure) border; a running trial has a grey one.
+
+  Args:
+    trials: as `rollout_frames` takes them (each step's "image" uint8 [S, S, 3]).
+    scale: pixels per camera pixel (nearest neighbour).
+    frame_ms: display time of a GIF frame.
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  if not trials:
+    raise ValueError("no trials to draw")
+  border = max(scale, 2)
+  colours = {None: (128, 128, 128), True: (40, 170, 60), False: (200, 40, 40)}
+  length = max(len(t["steps"]) for t in trials)
+  frames = []
+  for k in range(length):
+    tiles = []
+    for trial in trials:
+      steps = trial["steps"]
+      image = np.asarray(steps[min(k, len(steps) - 1)]["image"], np.uint8)
+      image = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+      ended = bool(trial["success"]) if k >= len(steps) - 1 else None
+      tiles.append(np.pad(image, ((border, border), (border, border), (0, 0)), constant_values=0)
+                   + _border_mask(image.shape, border, colours[ended]))
+    frames.append(Image.fromarray(np.concatenate(tiles, axis=1)))
+  atomic.write(path, lambda f: frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:],
+                                              duration=frame_ms, loop=0))
+
+
+def _border_mask(shape: tuple[int, ...], border: int, colour: tuple[int, int, int]) -> np.ndarray:
+  """uint8 [H + 2 border, W + 2 border, 3]: `colour` on the border, 0 inside."""
+  mask = np.zeros((shape[0] + 2 * border, shape[1] + 2 * border, 3), np.uint8)
+  mask[:border], mask[-border:], mask[:, :border], mask[:, -border:] = colour, colour, colour, colour
+  return mask
