@@ -140,10 +140,10 @@ def run_launcher(name: str, *args: str, check: bool = False) -> Result:
 
 
 def went_on(result: Result, pattern: str) -> Result:
-  """For a run that exits 0: show its last stdout line matching `pattern` (what it made of the input)."""
+  """For a run that exits 0: show its first stdout line matching `pattern` (what it made of the input)."""
   if result.status == 0:
     lines = [l.strip() for l in result.stdout.splitlines() if re.search(pattern, l)]
-    result.line = lines[-1] if lines else ""
+    result.line = lines[0] if lines else ""
   return result
 
 
@@ -213,7 +213,7 @@ def _resume_damaged(inputs, name, damage):
   run = inputs.copy(inputs.trained, name)
   damage(newest_checkpoint_file(run))
   return went_on(run_launcher("train", CONFIG, f"--workdir={run}", f"--config.train.dataset_dir={inputs.synthetic}",
-                              f"--config.train.steps={TRAIN_STEPS + 2}"), r"checkpoint|resumed")
+                              f"--config.train.steps={TRAIN_STEPS + 2}"), r"is damaged|^resumed from")
 
 
 def flipped_checkpoint(inputs):
