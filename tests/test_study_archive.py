@@ -130,5 +130,5 @@ def test_a_recollected_dataset_is_archived_on_request_and_reported(tmp_path):
       (100, 692): ["visionary seed 0", "visionary seed 1"]}
   paths = report.write_report(archive, str(tmp_path / "out"), {}, log=_quiet)
   text = open(paths["report.md"]).read()
-  assert "- dataset: `/data/episodes`, 100 episodes, 700 transitions" in text
+  assert "- dataset: 100 episodes, 700 transitions (its directory: `dataset.dir` in study.json)" in text
   assert "- re-collected with the same command, 100 episodes, 692 transitions: visionary seed 0, visionary seed 1" in text
