@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import episode_fixtures as fixtures
+from visionary_jax import run_files
 from visionary_jax.episodes import dataset as dataset_lib
 from visionary_jax.episodes import shards
 from visionary_jax.episodes import summary
@@ -94,7 +95,7 @@ def _flip_byte(path):
 def _garbage_with_valid_checksum(path):
   with open(path, "wb") as f:
     f.write(b"not a zip file at all" * 10)
-  _rewrite_sidecar(path, bytes=os.path.getsize(path), sha256=shards._sha256(path))  # pylint: disable=protected-access
+  _rewrite_sidecar(path, bytes=os.path.getsize(path), sha256=run_files.file_sha256(path))
 
 
 def _remove_sidecar(path):

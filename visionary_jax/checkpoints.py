@@ -87,11 +87,6 @@ def leaf_sha256(value: np.ndarray) -> str:
   return hashlib.sha256(np.ascontiguousarray(value).reshape(-1).view(np.uint8)).hexdigest()
 
 
-def _file_sha256(path: str) -> str:
-  with open(path, "rb") as f:
-    return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def _item_files(step_dir: str) -> list[str]:
   """Paths, relative to `step_dir`, of every file of the checkpoint's items."""
   out = []
@@ -106,7 +101,7 @@ def write_checksums(step_dir: str, flat: dict[str, np.ndarray]) -> None:
   files = {}
   for rel in _item_files(step_dir):
     path = os.path.join(step_dir, rel)
-    files[rel] = {"bytes": os.path.getsize(path), "sha256": _file_sha256(path)}
+    files[rel] = {"bytes": os.path.getsize(path), "sha256": run_files.file_sha256(path)}
   atomic.write_json(os.path.join(step_dir, CHECKSUMS), {
       "format": CHECKSUMS_FORMAT, "files": files, "leaves": {k: leaf_sha256(v) for k, v in flat.items()}})
 
@@ -139,7 +134,7 @@ def verify_files(step_dir: str, sums: dict[str, Any]) -> None:
     size = os.path.getsize(path)
     if size != expected.get("bytes"):
       raise CheckpointDamaged(f"{where}: file {rel} has {size} bytes, {CHECKSUMS} says {expected.get('bytes')}")
-    if _file_sha256(path) != expected.get("sha256"):
+    if run_files.file_sha256(path) != expected.get("sha256"):
       raise CheckpointDamaged(f"{where}: file {rel} differs from its checksum in {CHECKSUMS}")
 
 

@@ -6,6 +6,7 @@ training stage.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import threading
@@ -29,6 +30,12 @@ def read_json(path: str, what: str) -> Any:
     raise ValueError(f"{what}: {path} does not exist") from None
   except json.JSONDecodeError as e:
     raise ValueError(f"{what}: {path} is malformed JSON ({e})") from None
+
+
+def file_sha256(path: str) -> str:
+  """Hex SHA-256 of a file's bytes, read in blocks."""
+  with open(path, "rb") as f:
+    return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 @contextlib.contextmanager

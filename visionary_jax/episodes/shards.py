@@ -25,7 +25,6 @@ Arrays of a shard with E episodes, T transitions and F = T + E frames
 """
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -88,14 +87,6 @@ def sidecar_path(shard_path: str) -> str:
   return shard_path[:-len(".npz")] + ".json"
 
 
-def _sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
-
-
 def write_shard(directory: str, episodes: Sequence[Episode], task: str, config_seed: int = 0,
                 camera_fov: float = LEGACY_CAMERA_FOV) -> str:
   """Writes the episodes (contiguous global indices) as one shard; returns the .npz path."""
@@ -130,7 +121,7 @@ def write_shard(directory: str, episodes: Sequence[Episode], task: str, config_s
   sidecar = {
       "format": FORMAT,
       "file": os.path.basename(path),
-      "sha256": _sha256(path),
+      "sha256": run_files.file_sha256(path),
       "bytes": os.path.getsize(path),
       "episodes": len(episodes),
       "transitions": int(arrays["action"].shape[0]),
@@ -193,7 +184,7 @@ def check_shard(path: str, image_size: int | None = None, verify_checksum: bool 
   size = os.path.getsize(path)
   if size != meta["bytes"]:
     raise ShardError(f"{path}: truncated or overwritten: {size} bytes, sidecar says {meta['bytes']}")
-  if verify_checksum and _sha256(path) != meta["sha256"]:
+  if verify_checksum and run_files.file_sha256(path) != meta["sha256"]:
     raise ShardError(f"{path}: checksum mismatch (sha256 differs from the sidecar's)")
   try:
     with np.load(path, allow_pickle=False) as npz:
