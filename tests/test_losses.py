@@ -52,3 +52,16 @@ def test_log_loss_gradient_is_q_minus_target():
   y = jnp.array([0.9, 0.1, 0.4])
   g = jax.grad(lambda l: losses.log_loss(l, y)[0])(logits)
   np.testing.assert_allclose(g, (jax.nn.sigmoid(logits) - y) / 3, rtol=1e-5)
+
+
+def test_conservative_penalty_by_hand():
+  # State 0: three equal logits -> log 3. State 1: data logit 2 against 0 and 0 -> log(e^2 + 2) - 2.
+  penalty, metrics = losses.conservative_penalty(jnp.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0]]))
+  np.testing.assert_allclose(penalty, (math.log(3) + math.log(math.exp(2) + 2) - 2) / 2, rtol=1e-6)
+  np.testing.assert_allclose(metrics["q_sampled_mean"], 0.5, rtol=1e-6)
+
+
+def test_conservative_penalty_gradient_lowers_sampled_and_raises_data_logits():
+  # d/dl_j = softmax_j / B - [j == 0] / B: for [0, 0] it is (-1/2, 1/2).
+  grad = jax.grad(lambda l: losses.conservative_penalty(l)[0])(jnp.array([[0.0, 0.0]]))
+  np.testing.assert_allclose(grad, [[-0.5, 0.5]], rtol=1e-6)

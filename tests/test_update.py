@@ -14,7 +14,9 @@ import pytest
 import update_fixtures
 from visionary_jax import genotype as G
 from visionary_jax.nets import qnetwork
+from visionary_jax.qtopt import cem
 from visionary_jax.qtopt import optimizer as optimizer_lib
+from visionary_jax.qtopt import train_state
 from visionary_jax.qtopt import update
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -171,7 +173,8 @@ def test_bad_optimizer_config_names_the_field(cfg, field, value):
 
 
 @pytest.mark.parametrize("field,value", [("augment_shift", -1), ("gamma", 1.5), ("polyak", 1.0), ("lag", 0),
-                                         ("target", "max")])
+                                         ("target", "max"), ("conservative_weight", -0.1),
+                                         ("conservative_actions", 0)])
 def test_bad_update_config_names_the_field(cfg, field, value):
   config = cfg.copy_and_resolve_references()
   config.train[field] = value
@@ -261,3 +264,39 @@ def test_check_batch_rejects_slices_out_of_bootstrap_order(cfg):
   swapped = dict(ordered, done=ordered["done"][::-1].copy())
   with pytest.raises(ValueError, match="exactly 5 bootstrapping"):
     update.check_batch(swapped, config=ucfg)
+
+
+def test_conservative_loss_is_log_loss_plus_weighted_penalty_of_the_same_logits(cfg, baseline):
+  state = update_fixtures.initial_state(baseline, cfg)
+  single = {k: v[0] for k, v in update_fixtures.batch(baseline.spec.image_size, 6).items()}
+  y = jnp.linspace(0.1, 0.9, 6)
+  sampled = jax.vmap(lambda k: cem.uniform_actions(k, 3, search_yaw=False))(jax.random.split(jax.random.PRNGKey(5), 6))
+  plain, plain_metrics = update.loss_fn(state.trainable, baseline, single, y)
+  total, metrics = update.loss_fn(state.trainable, baseline, single, y, sampled, conservative_weight=0.5)
+  np.testing.assert_allclose(metrics["loss"], plain_metrics["loss"], rtol=1e-5)
+  # The same logits, each candidate scored on its own.
+  variables = train_state.as_variables(state.trainable)
+  state_2 = jnp.stack([single["gripper_closed"], single["height"]], axis=-1)
+  candidates = [single["action"]] + [sampled[:, j] for j in range(3)]
+  logits = jnp.stack([baseline.apply(variables, single["image"], jnp.concatenate([a, state_2], -1))
+                      for a in candidates], axis=1)
+  expected = plain + 0.5 * jnp.mean(jax.nn.logsumexp(logits, axis=1) - logits[:, 0])
+  np.testing.assert_allclose(total, expected, rtol=1e-5)
+  assert sampled.shape == (6, 3, 7) and np.all(np.asarray(sampled[..., 3:5]) == [0.0, 1.0])
+
+
+def test_conservative_term_lowers_sampled_actions_q():
+  """A few steps with a large weight push Q of uniform actions below Q of the data's."""
+  cfg = update_fixtures.config("smoke")
+  cfg.train.conservative_weight = 5.0
+  network = qnetwork.build(cfg.network, G.BASELINE)
+  optimizer = optimizer_lib.make(cfg.train)
+  ucfg = update.UpdateConfig.from_config(cfg)
+  state = update_fixtures.initial_state(network, cfg)
+  single = {k: v[0] for k, v in update_fixtures.batch(network.spec.image_size, 8).items()}
+  step = jax.jit(lambda s, x: update.train_step(s, x, network=network, optimizer=optimizer, config=ucfg))
+  state, first = step(state, single)
+  for _ in range(10):
+    state, metrics = step(state, single)
+  assert float(metrics["conservative_penalty"]) < float(first["conservative_penalty"])
+  assert float(metrics["q_sampled_mean"]) < float(metrics["q_mean"])

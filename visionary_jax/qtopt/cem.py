@@ -79,6 +79,15 @@ def with_state(action: jax.Array, state: jax.Array) -> jax.Array:
   return jnp.concatenate([action, state.astype(action.dtype)], axis=-1)
 
 
+def uniform_actions(key: jax.Array, num: int, search_yaw: bool = True) -> jax.Array:
+  """[num, 7] actions: continuous part uniform on the bounds (u = 0 without `search_yaw`), fair gripper coin."""
+  k_continuous, k_gripper = jax.random.split(key)
+  continuous = jax.random.uniform(k_continuous, (num, CONTINUOUS_DIM), jnp.float32, LOW, HIGH)
+  if not search_yaw:
+    continuous = continuous.at[:, YAW].set(0.0)
+  return to_action(continuous, jax.random.uniform(k_gripper, (num,)) < 0.5)
+
+
 ScoreFn = Callable[[jax.Array], jax.Array]  # state_action [B, N, 9] -> logits [B, N]
 
 

@@ -6,6 +6,11 @@ Names follow the time index of the transition (s_tm1, a_tm1, r_t, d_t, s_t):
   y = clip(r_t + gamma * (1 - d_t) * min(q_t_target1, q_t_target2), 0, 1)
 Q is a sigmoid output, so the target is a probability and the loss is the
 cross-entropy between y and Q(s_tm1, a_tm1).
+
+The optional conservative term (CQL, Kumar et al. 2020) pushes Q down on
+sampled actions and up on the data's: logsumexp over the candidates' logits
+minus the data action's logit, the cross-entropy of picking the data action
+out of the candidates.
 """
 
 import jax
@@ -41,3 +46,16 @@ def log_loss(logits_tm1: jax.Array, y: jax.Array) -> tuple[jax.Array, Metrics]:
   metrics = {"loss": loss, "q_mean": jnp.mean(q_tm1), "q_std": jnp.std(q_tm1), "q_min": jnp.min(q_tm1),
              "q_max": jnp.max(q_tm1), "td_abs_error": jnp.mean(jnp.abs(q_tm1 - y))}
   return loss, metrics
+
+
+def conservative_penalty(logits: jax.Array) -> tuple[jax.Array, Metrics]:
+  """Mean over states of logsumexp_j logits[:, j] - logits[:, 0], >= 0.
+
+  Args:
+    logits: [B, 1 + M]; column 0 is the data's action, columns 1.. sampled actions at the same state.
+  Returns:
+    (penalty, metrics).
+  """
+  penalty = jnp.mean(jax.nn.logsumexp(logits, axis=1) - logits[:, 0])
+  metrics = {"conservative_penalty": penalty, "q_sampled_mean": jnp.mean(jax.nn.sigmoid(logits[:, 1:]))}
+  return penalty, metrics

@@ -8,7 +8,8 @@ needs synchronising.
 
 Transition i of step k has the key fold_in(fold_in(rng, k), i), i its index in
 the global batch, so an update does not depend on how the batch is split over
-devices; that key splits into the augmentation's key and the target CEM's.
+devices; that key splits into the augmentation's key and the target CEM's, and its
+fold_in 3 draws the conservative term's sampled actions.
 """
 
 import dataclasses
@@ -50,6 +51,10 @@ class UpdateConfig:
   # Leading transitions of each device's slice that bootstrap (the sampler's `bootstrap_per_device`):
   # next-state values are computed for those only. None: for all, weighted by (1 - done).
   bootstrap_size: int | None = None
+  # Conservative term (losses.conservative_penalty) against `conservative_actions` uniform actions per
+  # state (yaw as the CEM searches it); weight 0: off.
+  conservative_weight: float = 0.0
+  conservative_actions: int = 8
 
   def __post_init__(self):
     if not 0 <= self.gamma <= 1:
@@ -65,6 +70,12 @@ class UpdateConfig:
     if not isinstance(self.augment_shift, int) or self.augment_shift < 0:
       raise ValueError(f"train config field 'augment_shift' must be an integer >= 0 (pixels), "
                        f"got {self.augment_shift!r}")
+    if not (isinstance(self.conservative_weight, (int, float)) and self.conservative_weight >= 0):
+      raise ValueError(f"train config field 'conservative_weight' must be >= 0, got {self.conservative_weight!r}")
+    if (not isinstance(self.conservative_actions, int) or isinstance(self.conservative_actions, bool)
+        or self.conservative_actions < 1):
+      raise ValueError(f"train config field 'conservative_actions' must be a positive integer, "
+                       f"got {self.conservative_actions!r}")
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict, bootstrap_size: int | None = None) -> "UpdateConfig":
@@ -72,7 +83,9 @@ class UpdateConfig:
     train = config.train
     return cls(gamma=float(train.gamma), polyak=float(train.polyak), lag=train.lag,
                target_cem=cem.CEMConfig.from_config(config.cem), augment_shift=train.augment_shift,
-               target=train.target, bootstrap_size=bootstrap_size)
+               target=train.target, bootstrap_size=bootstrap_size,
+               conservative_weight=float(train.conservative_weight),
+               conservative_actions=train.conservative_actions)
 
 
 def random_batch(image_size: int, global_batch: int, num_devices: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
@@ -204,14 +217,30 @@ def bellman_targets(network: qnetwork.QNetwork, config: UpdateConfig, target: An
   return y, metrics
 
 
-def loss_fn(trainable: dict[str, Any], network: qnetwork.QNetwork, batch: Batch,
-            y: jax.Array) -> tuple[jax.Array, Metrics]:
-  """Log loss of Q(s, a) against fixed targets y [B]; differentiable in weights and architecture."""
+def _encode_and_score(module: qnetwork.QNetwork, image: jax.Array, state_action: jax.Array) -> jax.Array:
+  return module.score(module.encode(image), state_action)
+
+
+def loss_fn(trainable: dict[str, Any], network: qnetwork.QNetwork, batch: Batch, y: jax.Array,
+            sampled_actions: jax.Array | None = None, conservative_weight: float = 0.0) -> tuple[jax.Array, Metrics]:
+  """Log loss of Q(s, a) against fixed targets y [B]; differentiable in weights and architecture.
+
+  With sampled_actions [B, M, 7], adds conservative_weight times the
+  conservative penalty of the data's action against them (one image encoding per state).
+  """
   b = y.shape[0]
-  state_action = jnp.concatenate([batch["action"].reshape(b, action_space.ACTION_DIM).astype(jnp.float32),
-                                  _state(batch["gripper_closed"], batch["height"])], axis=-1)
-  logits = network.apply(train_state_lib.as_variables(trainable), batch["image"], state_action)
-  return losses.log_loss(logits, y)
+  action = batch["action"].reshape(b, action_space.ACTION_DIM).astype(jnp.float32)
+  state = _state(batch["gripper_closed"], batch["height"])
+  variables = train_state_lib.as_variables(trainable)
+  if sampled_actions is None:
+    logits = network.apply(variables, batch["image"], jnp.concatenate([action, state], axis=-1))
+    return losses.log_loss(logits, y)
+  candidates = cem.with_state(jnp.concatenate([action[:, None], sampled_actions], axis=1), state)
+  all_logits = network.apply(variables, batch["image"], candidates, method=_encode_and_score)  # [B, 1 + M]
+  loss, metrics = losses.log_loss(all_logits[:, 0], y)
+  penalty, penalty_metrics = losses.conservative_penalty(all_logits)
+  metrics.update(penalty_metrics)
+  return loss + conservative_weight * penalty, metrics
 
 
 def _norm(tree) -> jax.Array:
@@ -221,9 +250,14 @@ def _norm(tree) -> jax.Array:
 
 def gradient_step(state: train_state_lib.TrainState, batch: Batch, y: jax.Array, *, network: qnetwork.QNetwork,
                   optimizer: optax.GradientTransformation, config: UpdateConfig,
-                  axis_name: str | None = None) -> tuple[train_state_lib.TrainState, Metrics]:
-  """Forward, backward and optimiser step against given targets, then the target-network updates."""
-  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.trainable, network, batch, y)
+                  axis_name: str | None = None,
+                  sampled_actions: jax.Array | None = None) -> tuple[train_state_lib.TrainState, Metrics]:
+  """Forward, backward and optimiser step against given targets, then the target-network updates.
+
+  sampled_actions [B, M, 7]: the conservative term's actions (loss_fn), None: no conservative term.
+  """
+  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.trainable, network, batch, y, sampled_actions, config.conservative_weight)
   if axis_name:
     grads = jax.lax.pmean(grads, axis_name)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.trainable)
@@ -268,11 +302,16 @@ def train_step(state: train_state_lib.TrainState, batch: Batch, *, network: qnet
     (new state, metrics of scalars averaged over the global batch).
   """
   b = batch["reward"].shape[0]
-  augment_keys, cem_keys = augment_and_cem_keys(transition_keys(state.rng, state.step, b, axis_name))
+  keys = transition_keys(state.rng, state.step, b, axis_name)
+  augment_keys, cem_keys = augment_and_cem_keys(keys)
   batch = augment_batch(batch, augment_keys, config.augment_shift)
   y, target_metrics = bellman_targets(network, config, state.target, state.lagged, batch, cem_keys)
+  sampled_actions = None
+  if config.conservative_weight > 0:
+    sampled_actions = jax.vmap(lambda k: cem.uniform_actions(
+        jax.random.fold_in(k, 3), config.conservative_actions, config.target_cem.search_yaw))(keys)
   state, metrics = gradient_step(state, batch, y, network=network, optimizer=optimizer, config=config,
-                                 axis_name=axis_name)
+                                 axis_name=axis_name, sampled_actions=sampled_actions)
   metrics.update(target_metrics)
   return state, _reduce(metrics, axis_name)
 
