@@ -4,6 +4,7 @@ import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from visionary_jax.nets import layers
@@ -36,3 +37,11 @@ def test_max_pool_gradient_goes_to_the_maximum():
   x = jnp.array([[1.0, 5.0], [2.0, 3.0]]).reshape(1, 2, 2, 1)
   grad = jax.grad(lambda v: layers.max_pool(v, 2).sum())(x)
   chex.assert_trees_all_equal(grad, jnp.array([[0.0, 1.0], [0.0, 0.0]]).reshape(1, 2, 2, 1))
+
+
+def test_append_coordinates_by_hand():
+  x = jnp.zeros((2, 3, 2, 1))
+  out = layers.append_coordinates(x)
+  assert out.shape == (2, 3, 2, 3)
+  np.testing.assert_allclose(out[1, :, :, 1], [[-1, 1], [-1, 1], [-1, 1]])  # x: column
+  np.testing.assert_allclose(out[1, :, :, 2], [[-1, -1], [0, 0], [1, 1]])  # y: row

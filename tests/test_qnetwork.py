@@ -1,5 +1,6 @@
 """The Q-networks: one-hot supernet == derived network, encode/score == forward, input checks, paper preset."""
 
+import dataclasses
 import chex
 import jax
 import jax.numpy as jnp
@@ -170,3 +171,21 @@ def test_unknown_network_config_field_is_named():
   config = ml_collections.ConfigDict(dict(base.network("smoke").to_dict(), chanels=8))
   with pytest.raises(ValueError, match=r"network config has unknown fields \['chanels'\]"):
     qnetwork.NetworkSpec.from_config(config)
+
+
+def test_coord_channels_feed_the_stem_and_nothing_else(smoke_spec):
+  """With the coordinate channels' stem weights zeroed, the network equals the plain one."""
+  plain = qnetwork.QNetwork(smoke_spec, G.BASELINE)
+  coord = qnetwork.QNetwork(dataclasses.replace(smoke_spec, coord_channels=True), G.BASELINE)
+  variables = qnetwork.init_variables(coord, jax.random.PRNGKey(0))
+  kernel = variables["params"]["conv1"]["kernel"]
+  assert kernel.shape[2] == 5
+  image, state_action = random_inputs(smoke_spec, batch=2)
+  out = coord.apply(variables, image, state_action)
+  zeroed = jax.tree_util.tree_map(lambda x: x, variables)
+  zeroed["params"]["conv1"]["kernel"] = kernel.at[:, :, 3:].set(0.0)
+  narrowed = jax.tree_util.tree_map(lambda x: x, variables)
+  narrowed["params"]["conv1"]["kernel"] = kernel[:, :, :3]
+  chex.assert_trees_all_close(coord.apply(zeroed, image, state_action), plain.apply(narrowed, image, state_action),
+                              rtol=1e-5, atol=1e-6)
+  assert float(jnp.max(jnp.abs(out - coord.apply(zeroed, image, state_action)))) > 1e-4

@@ -44,6 +44,7 @@ def network(preset: str) -> ml_collections.ConfigDict:
   c.conv_filter_kernel = 3  # spatial size of the action-generated depthwise filters
   c.height_scale = 5.0  # metres -> the embedding's input: the workspace's 0-0.3 m become 0-1.5
   c.initial_q = 0.5  # the untrained network's Q (output bias logit(initial_q)); set per task in task_config
+  c.coord_channels = False  # append x, y coordinate channels to the image (CoordConv), so convs know where
   return c
 
 

@@ -110,3 +110,11 @@ class Stem(nn.Module):
 def global_average_pool(x: jax.Array) -> jax.Array:
   """GAP: [B, H, W, C] -> [B, C]."""
   return jnp.mean(x, axis=(1, 2))
+
+
+def append_coordinates(x: jax.Array) -> jax.Array:
+  """CoordConv (Liu et al. 2018): [B, H, W, C] -> [B, H, W, C + 2], the last two x (column) and y (row) in [-1, 1]."""
+  b, h, w, _ = x.shape
+  ys, xs = jnp.meshgrid(jnp.linspace(-1.0, 1.0, h), jnp.linspace(-1.0, 1.0, w), indexing="ij")
+  coords = jnp.broadcast_to(jnp.stack([xs, ys], axis=-1).astype(x.dtype), (b, h, w, 2))
+  return jnp.concatenate([x, coords], axis=-1)

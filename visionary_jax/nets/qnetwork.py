@@ -73,6 +73,7 @@ class NetworkSpec:
   conv_filter_kernel: int
   height_scale: float = 1.0  # the height (metres) is multiplied by this before the action embedding
   initial_q: float = 0.5  # Q of the untrained network: the output bias starts at logit(initial_q)
+  coord_channels: bool = False  # append x and y coordinate channels in [-1, 1] to the image (CoordConv)
 
   def __post_init__(self):
     for f in dataclasses.fields(self):
@@ -89,6 +90,8 @@ class NetworkSpec:
                        f"'channels' ({self.channels})")
     if self.conv_filter_kernel % 2 != 1:
       raise ValueError(f"network config field 'conv_filter_kernel' must be odd, got {self.conv_filter_kernel}")
+    if not isinstance(self.coord_channels, bool):
+      raise ValueError(f"network config field 'coord_channels' must be True or False, got {self.coord_channels!r}")
     if not self.height_scale > 0:
       raise ValueError(f"network config field 'height_scale' must be > 0, got {self.height_scale!r}")
     if not 0 < self.initial_q < 1:
@@ -226,6 +229,8 @@ class QNetwork(nn.Module):
     """
     check_image(image, self.spec.image_size)
     x = image.astype(jnp.float32) / 255.0
+    if self.spec.coord_channels:
+      x = layers.append_coordinates(x)
     pooled: dict[str, jax.Array] = {}
     k = self.split_location
     for i in range(k):
