@@ -17,6 +17,7 @@ import jax
 from ml_collections import config_flags
 
 from experiments import launcher
+from visionary_jax import training
 from visionary_jax.qtopt import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file:preset.", lock_config=True)
@@ -38,7 +39,7 @@ def main(argv):
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   launcher.check_writable("workdir", _WORKDIR.value)
   launcher.print_run_start(_CONFIG.value, trainer.architecture_from_flag(_ARCH.value))
-  trainer.run(_CONFIG.value, _WORKDIR.value, _ARCH.value, log=lambda line: print(line, flush=True))
+  training.run(_CONFIG.value, _WORKDIR.value, _ARCH.value, log=lambda line: print(line, flush=True))
 
 
 def run():

@@ -1,6 +1,7 @@
 """The Q-networks: one-hot supernet == derived network, encode/score == forward, input checks, paper preset."""
 
 import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp

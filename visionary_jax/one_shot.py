@@ -21,11 +21,11 @@ from visionary_jax import genotype as genotype_lib
 from visionary_jax import metrics as metrics_lib
 from visionary_jax import plots
 from visionary_jax import run_files
+from visionary_jax import training
 from visionary_jax.nets import flops as flops_lib
 from visionary_jax.nets import qnetwork
 from visionary_jax.qtopt import optimizer as optimizer_lib
 from visionary_jax.qtopt import train_state as train_state_lib
-from visionary_jax.qtopt import trainer
 
 SPACES = {
     "full": genotype_lib.SearchSpace(),
@@ -52,7 +52,7 @@ def search(config: ml_collections.ConfigDict, workdir: str, space: genotype_lib.
   """
   os.makedirs(workdir, exist_ok=True)
   with run_files.timed(workdir):
-    export_dir = trainer.run(config, workdir, space, log=log)
+    export_dir = training.run(config, workdir, space, log=log)
   records = metrics_lib.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   picture = os.path.join(workdir, "architecture_weights.png")
   plots.architecture_weights(records, picture, f"architecture weights of the search ({_space_name(space)} space, "

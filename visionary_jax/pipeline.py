@@ -39,9 +39,9 @@ from visionary_jax import evolution_baseline
 from visionary_jax import genotype as genotype_lib
 from visionary_jax import one_shot
 from visionary_jax import run_files
+from visionary_jax import training
 from visionary_jax.episodes import dataset as dataset_lib
 from visionary_jax.episodes import shards as shards_lib
-from visionary_jax.qtopt import trainer
 
 SEARCH_VARIANTS = {"fusion_only": "fusion", "attention_only": "attention", "visionary": "full"}
 BASELINE_VARIANT = "baseline"
@@ -170,7 +170,7 @@ def _retrain(config: ml_collections.ConfigDict, genotype_path: str, workdir: str
   run_config = run_files.stage_config(config, seed, steps, sc.eval_every)
   os.makedirs(workdir, exist_ok=True)
   with run_files.timed(workdir):
-    export_dir = trainer.run(run_config, workdir, genotype_lib.load_json(genotype_path), log=run_files.indent(log))
+    export_dir = training.run(run_config, workdir, genotype_lib.load_json(genotype_path), log=run_files.indent(log))
     curve = evaluation.read_curve(workdir)
     if not curve or curve[-1]["step"] != steps:
       result = evaluation.evaluate(export_dir, config.task, config.env, sc.eval_trials,

@@ -1,6 +1,7 @@
 """The training loop: pmapped QT-Opt updates over replay batches, metrics, checkpoints, resume.
 
-A run is a workdir. Starting a run whose workdir has checkpoints continues
+It depends on the networks and the episodes only: periodic evaluation is a
+callback its caller passes in (visionary_jax/training.py). A run is a workdir. Starting a run whose workdir has checkpoints continues
 from the newest one (train state and replay position), so a run killed at any
 point and restarted ends with exactly the parameters of an uninterrupted run.
 """
@@ -16,8 +17,6 @@ import numpy as np
 
 from visionary_jax import atomic
 from visionary_jax import checkpoints as checkpoints_lib
-from visionary_jax import evaluation
-from visionary_jax import export as export_lib
 from visionary_jax import genotype as genotype_lib
 from visionary_jax import metrics as metrics_lib
 from visionary_jax.episodes import dataset as dataset_lib
@@ -28,6 +27,8 @@ from visionary_jax.qtopt import train_state as train_state_lib
 from visionary_jax.qtopt import update
 
 Architecture = genotype_lib.Genotype | genotype_lib.SearchSpace
+# (step, host train state) -> scalar metrics: periodic evaluation, passed in by the caller.
+Evaluate = Callable[[int, train_state_lib.TrainState], dict[str, float]]
 
 
 class Batches(Protocol):
@@ -107,7 +108,7 @@ def _resume(ckpts: checkpoints_lib.Checkpoints, template: train_state_lib.TrainS
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, batches: Batches,
-          evaluate: Callable[[int, train_state_lib.TrainState], dict[str, float]] | None = None,
+          evaluate: Evaluate | None = None,
           log: Callable[[str], None] = print) -> train_state_lib.TrainState:
   """Trains to `config.train.steps`, resuming from the newest checkpoint in `workdir/checkpoints`.
 
@@ -185,15 +186,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, arch: Architecture, b
   return update.unreplicate(state)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, arch_flag: str | Architecture,
-        log: Callable[[str], None] = print) -> str:
-  """experiments/train.py: dataset -> replay sampler -> `train` (periodic evaluation) -> export.
+def train_on_dataset(config: ml_collections.ConfigDict, workdir: str, arch: Architecture,
+                     evaluate: Evaluate | None = None, log: Callable[[str], None] = print) -> train_state_lib.TrainState:
+  """`train` on the episodes of `config.train.dataset_dir`, through a replay sampler of `config.replay`.
 
-  `arch_flag` is an --arch value (see `architecture_from_flag`) or the
-  architecture itself (e.g. the fusion-only SearchSpace of an ablation).
-  Returns the export directory, `workdir/export`.
+  Returns the final train state, on the host.
   """
-  arch = arch_flag if isinstance(arch_flag, Architecture) else architecture_from_flag(arch_flag)
   dataset_lib.check_train_dataset_dir(config)
   processes = jax.process_count()
   if config.replay.batch_size % (processes * jax.local_device_count()):
@@ -206,23 +204,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, arch_flag: str | Archit
   batches = sampler_lib.from_config(data, host_replay, seed=config.seed * 1000 + jax.process_index(),
                                     num_devices=jax.local_device_count(),
                                     bootstrap_from_next_action=config.train.target == "data")
-
-  def evaluate(step: int, state: train_state_lib.TrainState) -> dict[str, float]:
-    directory = export_lib.export(os.path.join(workdir, "evals", "latest"), config, arch, state.params,
-                                  state.arch, step)
-    result = evaluation.evaluate(directory, config.task, config.env, config.train.eval_trials,
-                                 config.train.eval_workers, seed=config.seed)
-    evaluation.append_to_curve(workdir, step, result)
-    log(f"evaluation at step {step}: success {result['success_rate']:.3f} "
-        f"[{result['wilson_low']:.3f}, {result['wilson_high']:.3f}] over {result['trials']} trials")
-    return {"eval/success_rate": result["success_rate"], "eval/wilson_low": result["wilson_low"],
-            "eval/wilson_high": result["wilson_high"]}
-
   try:
-    state = train(config, workdir, arch, batches, evaluate=evaluate if config.train.eval_every else None, log=log)
+    return train(config, workdir, arch, batches, evaluate=evaluate, log=log)
   finally:
     batches.close()
-  directory = export_lib.export(os.path.join(workdir, "export"), config, arch, state.params, state.arch,
-                                int(state.step))
-  log(f"exported step {int(state.step)} to {directory}")
-  return directory
