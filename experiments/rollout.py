@@ -19,7 +19,7 @@ from experiments import launcher
 from visionary_jax import atomic
 from visionary_jax import evaluation
 from visionary_jax import export
-from visionary_jax import plots
+from visionary_jax.viz import plots
 
 _EXPORT = flags.DEFINE_string("export", None, "Export directory (visionary_jax.export).")
 _TRIALS = flags.DEFINE_integer("trials", 4, "Number of trials.", lower_bound=1)

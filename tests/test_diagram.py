@@ -5,8 +5,8 @@ import matplotlib.pyplot
 import pytest
 
 import arch_fixtures
-from visionary_jax import diagram
 from visionary_jax import genotype as G
+from visionary_jax.viz import diagram
 
 
 @pytest.mark.parametrize("genotype", [

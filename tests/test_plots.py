@@ -4,7 +4,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from visionary_jax import plots
+from visionary_jax.viz import plots
 
 
 def test_mean_std_over_runs_uses_common_steps():

@@ -13,7 +13,7 @@ from visionary_jax import envs
 from visionary_jax import evaluation
 from visionary_jax import export
 from visionary_jax import genotype as G
-from visionary_jax import plots
+from visionary_jax.viz import plots
 
 
 def test_commands_close():

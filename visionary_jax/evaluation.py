@@ -193,7 +193,7 @@ def evaluate_reference(name: str, task: str, env_config: Mapping[str, Any],
 
 def write_curve(workdir: str, curve: Sequence[Mapping[str, Any]]) -> None:
   """eval_curve.json and eval_curve.png (success rate and Wilson interval against training step)."""
-  from visionary_jax import plots  # pylint: disable=g-import-not-at-top  (matplotlib only when plotting)
+  from visionary_jax.viz import plots  # pylint: disable=g-import-not-at-top  (matplotlib only when plotting)
   atomic.write_json(os.path.join(workdir, "eval_curve.json"), list(curve))
   plots.success_curve(curve, os.path.join(workdir, "eval_curve.png"))
 

@@ -16,16 +16,16 @@ import numpy as np
 
 from visionary_jax import atomic
 from visionary_jax import checkpoints as checkpoints_lib
-from visionary_jax import diagram
 from visionary_jax import genotype as genotype_lib
 from visionary_jax import metrics as metrics_lib
-from visionary_jax import plots
 from visionary_jax import run_files
 from visionary_jax import training
 from visionary_jax.nets import flops as flops_lib
 from visionary_jax.nets import qnetwork
 from visionary_jax.qtopt import optimizer as optimizer_lib
 from visionary_jax.qtopt import train_state as train_state_lib
+from visionary_jax.viz import diagram
+from visionary_jax.viz import plots
 
 SPACES = {
     "full": genotype_lib.SearchSpace(),

@@ -26,11 +26,11 @@ import numpy as np
 from visionary_jax import atomic
 from visionary_jax import genotype as genotype_lib
 from visionary_jax import pipeline
-from visionary_jax import plots
 from visionary_jax import run_files
 from visionary_jax import statistics
 from visionary_jax.nets import flops as flops_lib
 from visionary_jax.nets import qnetwork
+from visionary_jax.viz import plots
 
 Curve = list[dict[str, Any]]  # eval_curve.json: [{"step", "success_rate", "trials", ...}], steps ascending
 ARCHIVE_SOURCE_JSON = "source.json"  # where an archived run came from (visionary_jax/study_archive.py)

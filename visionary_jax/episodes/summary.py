@@ -11,8 +11,8 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from visionary_jax import action_space  # pylint: disable=g-import-not-at-top,wrong-import-position
 from visionary_jax import atomic  # pylint: disable=g-import-not-at-top,wrong-import-position
-from visionary_jax import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
 from visionary_jax.episodes import dataset as dataset_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from visionary_jax.viz import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_PNG = "summary.png"

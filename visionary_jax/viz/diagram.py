@@ -17,7 +17,7 @@ from matplotlib import patches  # pylint: disable=g-import-not-at-top
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 from visionary_jax import genotype as genotype_lib
-from visionary_jax import plots
+from visionary_jax.viz import plots
 
 _STAGES = ("stem + block 2a", "block 2b + pool", "block 3a", "block 3b + pool", "block 4")
 _OP_COLOURS = {"noop": "#eeeeee", "add": "#9ecae1", "concat": "#a1d99b", "hadamard": "#fdae6b",

@@ -1,0 +1,1 @@
+"""Figures as PNG: learning curves, architecture weights, frame strips and architecture diagrams (Fig. 5)."""
