@@ -14,7 +14,7 @@ from absl import flags
 from absl import logging
 
 from experiments import launcher
-from visionary_jax import one_shot
+from visionary_jax.search import one_shot
 
 _SEARCH = flags.DEFINE_string("search", None, "Workdir of a search run.")
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for genotype.json, architecture.png, flops.md.")

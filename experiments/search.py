@@ -18,7 +18,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from experiments import launcher
-from visionary_jax import one_shot
+from visionary_jax.search import one_shot
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file:preset.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Search run directory.")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from visionary_jax import evolution
 from visionary_jax import genotype as G
+from visionary_jax.search import evolution
 
 TARGET = G.Genotype(ops=("noop", "conv_filter", "hadamard", "concat", "add"),
                     attention=((), ("action", "dilated4"), ("loc0",), (), ("action", "loc3")))

@@ -9,13 +9,13 @@ import pytest
 import episode_fixtures
 from experiments.configs import grasping
 import update_fixtures
-from visionary_jax import evolution_baseline
 from visionary_jax import genotype as G
 from visionary_jax.episodes import dataset as dataset_lib
 from visionary_jax.episodes import sampler as sampler_lib
 from visionary_jax.nets import qnetwork
 from visionary_jax.qtopt import optimizer as optimizer_lib
 from visionary_jax.qtopt import update
+from visionary_jax.search import evolution_baseline
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ import episode_fixtures
 from experiments.configs import grasping
 import update_fixtures
 from visionary_jax import genotype as G
-from visionary_jax import one_shot
 from visionary_jax import pipeline
+from visionary_jax.search import one_shot
 
 CONFIG = "--config=experiments/configs/grasping.py:smoke"
 SMOKE = grasping.get_config("smoke").study

@@ -13,7 +13,7 @@ Variants (Table II of the paper):
   fusion_only     one-shot search of the merge ops only (supernet modules, Eq. 3);
   attention_only  one-shot search of the peer-attention edges only (Eq. 4), ops as the baseline;
   visionary       one-shot search of both (Fig. 4);
-  evolution       regularized evolution over the full genotype space (visionary_jax/evolution_baseline.py);
+  evolution       regularized evolution over the full genotype space (visionary_jax/search/evolution_baseline.py);
   transfer        a given genotype (config.study.transfer_genotype, e.g. found on another task).
 Every variant's final network is trained from scratch for `study.retrain_steps` with the
 config's `train` hyper-parameters and evaluated every `study.eval_every` steps (and at the
@@ -35,13 +35,13 @@ import ml_collections
 
 from visionary_jax import atomic
 from visionary_jax import evaluation
-from visionary_jax import evolution_baseline
 from visionary_jax import genotype as genotype_lib
-from visionary_jax import one_shot
 from visionary_jax import run_files
 from visionary_jax import training
 from visionary_jax.episodes import dataset as dataset_lib
 from visionary_jax.episodes import shards as shards_lib
+from visionary_jax.search import evolution_baseline
+from visionary_jax.search import one_shot
 
 SEARCH_VARIANTS = {"fusion_only": "fusion", "attention_only": "attention", "visionary": "full"}
 BASELINE_VARIANT = "baseline"

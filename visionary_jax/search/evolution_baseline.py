@@ -1,6 +1,6 @@
 """The evolutionary baseline of Table II: regularized evolution with a held-out Bellman-error fitness.
 
-The search itself is visionary_jax.evolution; this module gives it a fitness
+The search itself is visionary_jax.search.evolution; this module gives it a fitness
 made of a short QT-Opt training run and runs it under a workdir so that a rerun
 reuses every fitness already recorded.
 """
@@ -16,7 +16,6 @@ import ml_collections
 import numpy as np
 
 from visionary_jax import atomic
-from visionary_jax import evolution
 from visionary_jax import genotype as genotype_lib
 from visionary_jax import run_files
 from visionary_jax.episodes import dataset as dataset_lib
@@ -25,6 +24,7 @@ from visionary_jax.nets import qnetwork
 from visionary_jax.qtopt import train_state as train_state_lib
 from visionary_jax.qtopt import trainer
 from visionary_jax.qtopt import update
+from visionary_jax.search import evolution
 
 
 def heldout_loss(trainable: Mapping[str, Any], target: Mapping[str, Any], lagged: Mapping[str, Any],
@@ -67,7 +67,7 @@ def _compact(genotype: genotype_lib.Genotype) -> str:
 
 def run(config: ml_collections.ConfigDict, workdir: str, seed: int,
         log: run_files.Log = print) -> tuple[genotype_lib.Genotype, dict[str, Any]]:
-  """Regularized evolution (visionary_jax.evolution) with a held-out Bellman-error fitness.
+  """Regularized evolution (visionary_jax.search.evolution) with a held-out Bellman-error fitness.
 
   Fitness of a genotype: train it from scratch for `study.evolution.fitness_steps`
   QT-Opt steps (the `train` hyper-parameters, seed `seed`, the same replay stream for

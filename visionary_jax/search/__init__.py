@@ -1,0 +1,1 @@
+"""Architecture search: one-shot search and derivation, regularized evolution and its baseline."""
