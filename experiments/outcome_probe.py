@@ -6,7 +6,7 @@
 
 Trains the network (`baseline` or a genotype JSON) to predict the outcome of
 the dataset's grasp attempts and prints the held-out AUC as it goes
-(visionary_jax/outcome_probe.py); the last line is one JSON object with the
+(visionary_jax/probes/outcome.py); the last line is one JSON object with the
 final point, and --output gets the whole curve.
 """
 
@@ -20,8 +20,8 @@ from ml_collections import config_flags
 from experiments import launcher
 from visionary_jax import atomic
 from visionary_jax import genotype as genotype_lib
-from visionary_jax import outcome_probe
 from visionary_jax.episodes import dataset as dataset_lib
+from visionary_jax.probes import outcome as outcome_probe
 from visionary_jax.qtopt import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file:preset.", lock_config=True)

@@ -5,7 +5,7 @@
 
 The dataset defaults to the one the run trained on (the export's config.json,
 `train.dataset_dir`), the discount to its `train.gamma`. Prints the Markdown
-table of visionary_jax/value_probe.py; the last line is one JSON object with
+table of visionary_jax/probes/value.py; the last line is one JSON object with
 the overall figures, and --output gets everything.
 """
 
@@ -18,8 +18,8 @@ from absl import logging
 from experiments import launcher
 from visionary_jax import atomic
 from visionary_jax import export
-from visionary_jax import value_probe
 from visionary_jax.episodes import dataset as dataset_lib
+from visionary_jax.probes import value as value_probe
 
 _EXPORT = flags.DEFINE_string("export", None, "Export directory (visionary_jax.export).")
 _DATASET_DIR = flags.DEFINE_string("dataset_dir", "", "Episode shards; empty: the export's train.dataset_dir.")

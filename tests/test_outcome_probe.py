@@ -9,8 +9,8 @@ from experiments.configs import grasping
 from tests import episode_fixtures
 from tests import update_fixtures
 from visionary_jax import genotype as genotype_lib
-from visionary_jax import outcome_probe
 from visionary_jax.episodes import dataset as dataset_lib
+from visionary_jax.probes import outcome as outcome_probe
 
 
 def test_auc_by_hand():

@@ -12,8 +12,8 @@ from experiments.configs import grasping
 import update_fixtures
 from visionary_jax import export
 from visionary_jax import genotype as G
-from visionary_jax import value_probe
 from visionary_jax.episodes import dataset as dataset_lib
+from visionary_jax.probes import value as value_probe
 
 
 def test_discounted_returns_by_hand():
