@@ -14,8 +14,8 @@ from absl import flags
 
 from experiments import launcher
 from experiments.configs import base
-from visionary_jax import pipeline
-from visionary_jax import study_archive
+from visionary_jax.study import archive as study_archive
+from visionary_jax.study import runner
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Study root (experiments/study.py --workdir).")
 _ARCHIVE = flags.DEFINE_string("archive", None, "Archive directory (created when missing).")
@@ -29,9 +29,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   launcher.check_writable("archive", _ARCHIVE.value)
-  record = pipeline.read_study_record(f"{_WORKDIR.value}/{pipeline.STUDY_JSON}")
+  record = runner.read_study_record(f"{_WORKDIR.value}/{runner.STUDY_JSON}")
   if record.get("task") not in base.TASKS or record.get("preset") not in base.PRESETS:
-    raise ValueError(f"{_WORKDIR.value}/{pipeline.STUDY_JSON} names an unknown task or preset "
+    raise ValueError(f"{_WORKDIR.value}/{runner.STUDY_JSON} names an unknown task or preset "
                      f"({record.get('task')!r}, {record.get('preset')!r})")
   defaults = base.task_config(record["task"], record["preset"])
   outcome = study_archive.archive_study(_WORKDIR.value, _ARCHIVE.value, defaults,

@@ -26,11 +26,11 @@ from experiments import launcher
 from experiments.configs import base
 from experiments.configs import grasping
 from visionary_jax import genotype as genotype_lib
-from visionary_jax import pipeline
-from visionary_jax import report
 from visionary_jax.episodes import collect
 from visionary_jax.episodes import summary
 from visionary_jax.nets import qnetwork
+from visionary_jax.study import report
+from visionary_jax.study import runner
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/visionary_demo", "Where the demo writes its dataset, runs and figures.")
 _EPISODES = flags.DEFINE_integer("episodes", 400, "Grasping episodes to collect.", lower_bound=1)
@@ -97,7 +97,7 @@ def main(argv):
   say(f"{elapsed()} [2/4] one-shot search ({_SEARCH_STEPS.value} steps), derive, then train found and baseline "
       f"from scratch ({_TRAIN_STEPS.value} steps each, batch {_BATCH.value}) and evaluate each on "
       f"{_TRIALS.value} test-object trials")
-  results = {r["variant"]: r for r in pipeline.run_study(config, root, log=indent)}
+  results = {r["variant"]: r for r in runner.run_study(config, root, log=indent)}
 
   say(f"{elapsed()} [3/4] report")
   specs = {"cpu": qnetwork.NetworkSpec.from_config(base.network("cpu"))}
@@ -110,7 +110,7 @@ def main(argv):
     indent("  " + line)
   indent(f"success, found network:    {_interval(results['visionary']['final'])}")
   indent(f"success, QT-Opt baseline:  {_interval(results['baseline']['final'])}")
-  seed_dir = pipeline.run_dir(root, "visionary", 0)
+  seed_dir = runner.run_dir(root, "visionary", 0)
   indent("figures:")
   for what, path in (("camera frames", os.path.join(workdir, summary.SUMMARY_PNG)),
                      ("found architecture", os.path.join(seed_dir, "derived", "architecture.png")),

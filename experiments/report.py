@@ -15,8 +15,8 @@ from absl import flags
 
 from experiments import launcher
 from experiments.configs import base
-from visionary_jax import report
 from visionary_jax.nets import qnetwork
+from visionary_jax.study import report
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Study root (experiments/study.py --workdir).")
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for the tables and figures.")

@@ -9,7 +9,7 @@ with the same ROOT. Transfer: --variants=baseline,transfer
 --config.study.transfer_genotype=OTHER_ROOT/visionary/seed_0/derived/genotype.json
 with the other task's config trains a genotype found elsewhere. Rerunning the same
 command skips finished stages and resumes the others from their checkpoints. The
-layout of ROOT is in visionary_jax/pipeline.py and WORKSPACE.md; tables and
+layout of ROOT is in visionary_jax/study/runner.py and WORKSPACE.md; tables and
 figures: python -m experiments.report --workdir=ROOT --output=DIR.
 """
 
@@ -20,11 +20,11 @@ from ml_collections import config_flags
 
 from experiments import launcher
 from experiments.configs import base
-from visionary_jax import pipeline
+from visionary_jax.study import runner
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Task config file:preset.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Study root directory.")
-_VARIANTS = flags.DEFINE_list("variants", None, f"Variants to run, among {','.join(pipeline.VARIANTS)} "
+_VARIANTS = flags.DEFINE_list("variants", None, f"Variants to run, among {','.join(runner.VARIANTS)} "
                               "(default config.study.variants).")
 _SEEDS = flags.DEFINE_list("seeds", None, "Seeds to run, e.g. 0,1,2 (default 0 .. config.study.seeds - 1).")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -43,7 +43,7 @@ def main(argv):
   launcher.check_writable("workdir", _WORKDIR.value)
   config = _CONFIG.value
   defaults = base.task_config(config.task, config.preset)
-  pipeline.run_study(config, _WORKDIR.value, _VARIANTS.value, seeds, log=lambda line: print(line, flush=True),
+  runner.run_study(config, _WORKDIR.value, _VARIANTS.value, seeds, log=lambda line: print(line, flush=True),
                      defaults=defaults)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import update_fixtures
 from visionary_jax import genotype as G
-from visionary_jax import report
+from visionary_jax.study import report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from visionary_jax import statistics
+from visionary_jax.study import statistics
 
 
 def test_t_test_hand_computed():

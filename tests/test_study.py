@@ -18,8 +18,8 @@ import episode_fixtures
 from experiments.configs import grasping
 import update_fixtures
 from visionary_jax import genotype as G
-from visionary_jax import pipeline
 from visionary_jax.search import one_shot
+from visionary_jax.study import runner
 
 CONFIG = "--config=experiments/configs/grasping.py:smoke"
 SMOKE = grasping.get_config("smoke").study
@@ -159,16 +159,16 @@ def test_study_rejects_bad_config(study, tmp_path):
   config = _config(study["data"])
   config.study.evolution.sample_size = 3
   with pytest.raises(ValueError, match=r"'evolution.sample_size' \(3\) must not exceed 'evolution.population_size'"):
-    pipeline.run_study(config, str(tmp_path))
+    runner.run_study(config, str(tmp_path))
   config = _config("")
   with pytest.raises(ValueError, match="train config field 'dataset_dir' is empty"):
-    pipeline.run_study(config, str(tmp_path))
+    runner.run_study(config, str(tmp_path))
   bad = tmp_path / "g.json"
   bad.write_text('{"format": "visionary_jax.genotype", "version": 1, "locations": [')
   config = _config(study["data"])
   config.study.transfer_genotype = str(bad)
   with pytest.raises(ValueError, match=f"genotype file {bad}: malformed JSON"):
-    pipeline.run_study(config, str(tmp_path), variants=["transfer"])
+    runner.run_study(config, str(tmp_path), variants=["transfer"])
 
 
 def test_resume_with_another_config_is_refused(study):
@@ -176,26 +176,26 @@ def test_resume_with_another_config_is_refused(study):
   config.study.retrain_steps = 6
   config.train.gamma = 0.5
   with pytest.raises(ValueError, match=r"fields that differ: \['study.retrain_steps', 'train.gamma'\]"):
-    pipeline.run_study(config, str(study["root"]), variants=["baseline"], seeds=[0])
+    runner.run_study(config, str(study["root"]), variants=["baseline"], seeds=[0])
 
 
 def test_resume_with_other_checkpoint_and_log_intervals_is_accepted(study):
-  path = study["root"] / pipeline.STUDY_JSON
+  path = study["root"] / runner.STUDY_JSON
   original = path.read_text()
   try:
     config = _config(study["data"])
     config.train.checkpoint_every += 3
     config.train.log_every += 2
-    pipeline.run_study(config, str(study["root"]), variants=["baseline"], seeds=[0], log=lambda line: None)
+    runner.run_study(config, str(study["root"]), variants=["baseline"], seeds=[0], log=lambda line: None)
     config.train.gamma = 0.5
     with pytest.raises(ValueError, match=r"fields that differ: \['train.gamma'\]"):
-      pipeline.run_study(config, str(study["root"]), variants=["baseline"], seeds=[0])
+      runner.run_study(config, str(study["root"]), variants=["baseline"], seeds=[0])
   finally:
     path.write_text(original)
 
 
 def test_root_written_before_a_config_field_existed_resumes_at_its_default(study):
-  path = study["root"] / pipeline.STUDY_JSON
+  path = study["root"] / runner.STUDY_JSON
   original = path.read_text()
   try:
     record = json.loads(original)
@@ -204,10 +204,10 @@ def test_root_written_before_a_config_field_existed_resumes_at_its_default(study
     config, defaults = _config(study["data"]), grasping.get_config("smoke")
     config.train.lr_schedule = "cosine"
     with pytest.raises(ValueError, match=r"fields that differ: \['train.lr_schedule'\]"):
-      pipeline.run_study(config, str(study["root"]), variants=["baseline"], seeds=[0], defaults=defaults)
+      runner.run_study(config, str(study["root"]), variants=["baseline"], seeds=[0], defaults=defaults)
     with pytest.raises(ValueError, match=r"fields that differ: \['train.lr_schedule'\]"):
-      pipeline.run_study(_config(study["data"]), str(study["root"]), variants=["baseline"], seeds=[0])
-    pipeline.run_study(_config(study["data"]), str(study["root"]), variants=["baseline"], seeds=[0],
+      runner.run_study(_config(study["data"]), str(study["root"]), variants=["baseline"], seeds=[0])
+    runner.run_study(_config(study["data"]), str(study["root"]), variants=["baseline"], seeds=[0],
                        defaults=defaults, log=lambda line: None)
     assert json.loads(path.read_text())["config"]["train"]["lr_schedule"] == "constant"
   finally:

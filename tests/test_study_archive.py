@@ -9,8 +9,8 @@ import pytest
 from test_report import make_study
 
 import update_fixtures
-from visionary_jax import report
-from visionary_jax import study_archive
+from visionary_jax.study import archive as study_archive
+from visionary_jax.study import report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from visionary_jax import atomic
-from visionary_jax import statistics
+from visionary_jax.study import statistics
 
 EVAL_SEED_BASE = 1 << 30  # evaluation seeds live apart from data-collection seeds (config seeds < 2**30)
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the experiment stages (visionary_jax.one_shot, .evolution_baseline, .pipeline).
+"""Run-file helpers of the search and study stages (visionary_jax.search, .study), shards and checkpoints.
 
 Reading a run's JSON files with errors that name them, adding a stage's wall time
 to its timing.json, the step a trainer workdir exported, and the config of one

@@ -10,7 +10,7 @@ reads it unchanged:
   ARCHIVE/<variant>/seed_<k>/source.json     where and when the run was archived from
 
 Runs from several roots (other machines, other sessions) go into one archive when
-their study.json describe the same study (visionary_jax.pipeline's resume rule) and
+their study.json describe the same study (visionary_jax.study.runner's resume rule) and
 the same dataset size; a root whose dataset was re-collected with the same command
 but came out a little different (PyBullet's contacts are not bitwise reproducible
 across machines) is archived only on request, each such run's source.json recording
@@ -29,8 +29,8 @@ from typing import Any, Callable
 import ml_collections
 
 from visionary_jax import atomic
-from visionary_jax import pipeline
-from visionary_jax import report
+from visionary_jax.study import report
+from visionary_jax.study import runner
 
 RUN_FILES = (
     "derived/genotype.json", "derived/derive.json", "derived/architecture.png", "derived/flops.md",
@@ -51,7 +51,7 @@ def check_same_study(archive_record: dict[str, Any], root_record: dict[str, Any]
   if (archive_record.get("task"), archive_record.get("preset")) != (root_record.get("task"), root_record.get("preset")):
     raise ValueError(f"{root_path} is a {root_record.get('task')}/{root_record.get('preset')} study; {archive_path} "
                      f"archives {archive_record.get('task')}/{archive_record.get('preset')}")
-  differ = pipeline.differing_study_fields(archive_record, root_record, defaults)
+  differ = runner.differing_study_fields(archive_record, root_record, defaults)
   if differ:
     raise ValueError(f"{root_path} and {archive_path} describe different studies (fields that differ: "
                      f"{differ[:6]}{' ...' if len(differ) > 6 else ''}); archive it elsewhere")
@@ -70,7 +70,7 @@ def archive_study(root: str, archive: str, defaults: ml_collections.ConfigDict |
   Args:
     root: a study root (experiments/study.py --workdir).
     archive: the archive directory; created with `root`'s study.json when it does not exist.
-    defaults: the preset's unmodified config (see pipeline.differing_study_fields).
+    defaults: the preset's unmodified config (see runner.differing_study_fields).
     accept_other_dataset: archive `root` even when its dataset's size differs from the archive's.
     log: where each run's outcome is announced.
   Returns:
@@ -79,17 +79,17 @@ def archive_study(root: str, archive: str, defaults: ml_collections.ConfigDict |
     ValueError naming the file: an unreadable study or curve, another study in `archive`,
     or a run whose archived files differ from `root`'s (nothing of that run is written).
   """
-  root_path = os.path.join(root, pipeline.STUDY_JSON)
+  root_path = os.path.join(root, runner.STUDY_JSON)
   root_record = report.load_study(root)
-  archive_path = os.path.join(archive, pipeline.STUDY_JSON)
+  archive_path = os.path.join(archive, runner.STUDY_JSON)
   if os.path.exists(archive_path):
-    check_same_study(pipeline.read_study_record(archive_path), root_record, archive_path, root_path, defaults,
+    check_same_study(runner.read_study_record(archive_path), root_record, archive_path, root_path, defaults,
                      accept_other_dataset)
   runs, incomplete = report.read_runs(root, int(root_record["config"]["study"]["retrain_steps"]))
   plan = []
   for variant, seeds in runs.items():
     for seed in sorted(seeds):
-      source, target = pipeline.run_dir(root, variant, seed), pipeline.run_dir(archive, variant, seed)
+      source, target = runner.run_dir(root, variant, seed), runner.run_dir(archive, variant, seed)
       files = [f for f in RUN_FILES if os.path.isfile(os.path.join(source, f))]
       if os.path.isdir(target):
         archived = sorted(os.path.relpath(os.path.join(d, f), target) for d, _, names in os.walk(target)

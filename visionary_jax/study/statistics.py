@@ -2,7 +2,7 @@
 
 Table I of the paper tests each variant's success rates over K runs against
 the baseline's with an independent two-sample Student's t-test (equal
-variances); `visionary_jax.report` builds the table itself. Evaluations
+variances); `visionary_jax.study.report` builds the table itself. Evaluations
 report a success rate with its Wilson interval.
 """
 

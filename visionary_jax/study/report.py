@@ -1,6 +1,6 @@
 """Tables and figures of a study root (experiments/report.py): Table I, Fig. 6, FLOPs, found genotypes.
 
-Reads what visionary_jax.pipeline writes: ROOT/study.json and, for every run,
+Reads what visionary_jax.study.runner writes: ROOT/study.json and, for every run,
 ROOT/<variant>/seed_<k>/train/eval_curve.json and derived/genotype.json. A run
 counts once its curve reaches `study.retrain_steps`; the others are listed as
 incomplete.
@@ -25,23 +25,23 @@ import numpy as np
 
 from visionary_jax import atomic
 from visionary_jax import genotype as genotype_lib
-from visionary_jax import pipeline
 from visionary_jax import run_files
-from visionary_jax import statistics
 from visionary_jax.nets import flops as flops_lib
 from visionary_jax.nets import qnetwork
+from visionary_jax.study import runner
+from visionary_jax.study import statistics
 from visionary_jax.viz import plots
 
 Curve = list[dict[str, Any]]  # eval_curve.json: [{"step", "success_rate", "trials", ...}], steps ascending
-ARCHIVE_SOURCE_JSON = "source.json"  # where an archived run came from (visionary_jax/study_archive.py)
+ARCHIVE_SOURCE_JSON = "source.json"  # where an archived run came from (visionary_jax/study/archive.py)
 
 
 def load_study(root: str) -> dict[str, Any]:
   """ROOT/study.json, checked; ValueError naming the file for anything else."""
   if not os.path.isdir(root):
     raise ValueError(f"--workdir={root} is not a directory")
-  path = os.path.join(root, pipeline.STUDY_JSON)
-  record = pipeline.read_study_record(path)
+  path = os.path.join(root, runner.STUDY_JSON)
+  record = runner.read_study_record(path)
   study = record.get("config", {}).get("study", {}) if isinstance(record.get("config"), dict) else {}
   dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
   missing = ([k for k in ("task", "preset") if k not in record]
@@ -71,7 +71,7 @@ def check_curve(curve: Any, path: str) -> Curve:
 
 
 def _variant_order(names) -> list[str]:
-  known = [v for v in pipeline.VARIANTS if v in names]
+  known = [v for v in runner.VARIANTS if v in names]
   return known + sorted(set(names) - set(known))
 
 
@@ -87,7 +87,7 @@ def read_runs(root: str, retrain_steps: int) -> tuple[dict[str, dict[int, Curve]
   variants = [v for v in os.listdir(root) if os.path.isdir(os.path.join(root, v))]
   for variant in _variant_order(variants):
     for seed in _seeds(root, variant):
-      path = os.path.join(pipeline.run_dir(root, variant, seed), "train", "eval_curve.json")
+      path = os.path.join(runner.run_dir(root, variant, seed), "train", "eval_curve.json")
       if not os.path.exists(path):
         incomplete.append(f"{variant} seed {seed}: no evaluation yet")
         continue
@@ -118,7 +118,7 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
   return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
-def table_one(runs: Mapping[str, Mapping[int, Curve]], baseline: str = pipeline.BASELINE_VARIANT) -> list[Row]:
+def table_one(runs: Mapping[str, Mapping[int, Curve]], baseline: str = runner.BASELINE_VARIANT) -> list[Row]:
   """Table I rows in variant order (see the module docstring)."""
   finals = {v: [c[-1]["success_rate"] for _, c in sorted(seeds.items())] for v, seeds in runs.items()}
   peaks = {v: [max(e["success_rate"] for e in c) for _, c in sorted(seeds.items())] for v, seeds in runs.items()}
@@ -181,7 +181,7 @@ def found_genotypes(root: str) -> dict[str, dict[int, genotype_lib.Genotype]]:
   out: dict[str, dict[int, genotype_lib.Genotype]] = {}
   for variant in _variant_order([v for v in os.listdir(root) if os.path.isdir(os.path.join(root, v))]):
     for seed in _seeds(root, variant):
-      path = os.path.join(pipeline.run_dir(root, variant, seed), "derived", "genotype.json")
+      path = os.path.join(runner.run_dir(root, variant, seed), "derived", "genotype.json")
       if os.path.exists(path):
         out.setdefault(variant, {})[seed] = genotype_lib.load_json(path)
   return out
@@ -200,7 +200,7 @@ def genotypes_markdown(root: str, genotypes: Mapping[str, Mapping[int, genotype_
     for genotype, group in by_genotype.items():
       lines += [f"### {variant} seed{'s' if len(group) > 1 else ''} {', '.join(map(str, group))}", ""]
       for seed in group:
-        derived = os.path.relpath(os.path.join(pipeline.run_dir(root, variant, seed), "derived"), root)
+        derived = os.path.relpath(os.path.join(runner.run_dir(root, variant, seed), "derived"), root)
         picture = os.path.join(derived, "architecture.png")
         lines.append(f"- `{os.path.join(derived, 'genotype.json')}`"
                      + (f", picture `{picture}`" if os.path.exists(os.path.join(root, picture)) else ""))
@@ -224,7 +224,7 @@ def runs_on_other_datasets(root: str, runs: Mapping[str, Mapping[int, Curve]],
   other: dict[tuple[int, int], list[str]] = {}
   for variant, seeds in runs.items():
     for seed in sorted(seeds):
-      path = os.path.join(pipeline.run_dir(root, variant, seed), ARCHIVE_SOURCE_JSON)
+      path = os.path.join(runner.run_dir(root, variant, seed), ARCHIVE_SOURCE_JSON)
       if not os.path.exists(path):
         continue
       own = run_files.read_json(path, "archive source").get("dataset")
@@ -240,11 +240,11 @@ def evolution_budget_markdown(root: str) -> str:
            "one-shot search steps | one-shot search wall time | time ratio |", "|---|---|---|---|---|---|---|"]
   seeds = _seeds(root, "evolution") if os.path.isdir(os.path.join(root, "evolution")) else []
   for seed in seeds:
-    path = os.path.join(pipeline.run_dir(root, "evolution", seed), "search", "budget.json")
+    path = os.path.join(runner.run_dir(root, "evolution", seed), "search", "budget.json")
     if not os.path.exists(path):
       continue
     budget = run_files.read_json(path, "evolution budget")
-    timing_path = os.path.join(pipeline.run_dir(root, "visionary", seed), "search", run_files.TIMING_JSON)
+    timing_path = os.path.join(runner.run_dir(root, "visionary", seed), "search", run_files.TIMING_JSON)
     search_seconds = (run_files.read_json(timing_path, "search timing")["seconds"]
                       if os.path.exists(timing_path) else None)
     ratio = f"{budget['wall_seconds'] / search_seconds:.2f}" if search_seconds else "-"
