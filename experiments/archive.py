@@ -6,7 +6,7 @@
 ROOT holds checkpoints and exports on one machine's disk; the archive keeps each
 complete run's genotype, curves, timings and pictures (a few hundred KB), so runs
 made on several machines or sessions report together. Layout and rules:
-visionary_jax/study_archive.py.
+visionary_jax/study/archive.py.
 """
 
 from absl import app
