@@ -175,7 +175,7 @@ def replay(preset: str) -> ml_collections.ConfigDict:
 
 
 def study(preset: str) -> ml_collections.ConfigDict:
-  """The experiment study (experiments/study.py, visionary_jax/pipeline.py): variants, seeds and budgets.
+  """The experiment study (experiments/study.py, visionary_jax/study/runner.py): variants, seeds and budgets.
 
   Every (variant, seed) run searches (search variants), derives, then retrains
   the derived genotype from scratch for `retrain_steps` with the `train`
@@ -198,8 +198,8 @@ def study(preset: str) -> ml_collections.ConfigDict:
   # 200 trials (the paper's) take about 25 s at `cpu` with 2 workers; 50 gave +-0.13 intervals.
   c.eval_trials = {"paper": 200, "cpu": 200, "smoke": 1}[preset]  # PyBullet trials per evaluation
   c.transfer_genotype = ""  # genotype JSON trained by the `transfer` variant (e.g. found on grasping)
-  # Regularized evolution over the same genotype space (visionary_jax/evolution.py). Fitness: minus the
-  # held-out Bellman error after a short training run on the other episodes (visionary_jax/pipeline.py).
+  # Regularized evolution over the same genotype space (visionary_jax/search/evolution.py). Fitness: minus the
+  # held-out Bellman error after a short training run on the other episodes (visionary_jax/search/evolution_baseline.py).
   c.evolution = ml_collections.ConfigDict()
   c.evolution.population_size = {"paper": 20, "cpu": 8, "smoke": 2}[preset]  # genotypes kept alive
   c.evolution.sample_size = {"paper": 5, "cpu": 3, "smoke": 1}[preset]  # tournament size per cycle
