@@ -174,7 +174,8 @@ def test_bad_optimizer_config_names_the_field(cfg, field, value):
 
 @pytest.mark.parametrize("field,value", [("augment_shift", -1), ("gamma", 1.5), ("polyak", 1.0), ("lag", 0),
                                          ("target", "max"), ("conservative_weight", -0.1),
-                                         ("conservative_actions", 0)])
+                                         ("conservative_actions", -1),
+                                         ("conservative_batch_actions", -1)])
 def test_bad_update_config_names_the_field(cfg, field, value):
   config = cfg.copy_and_resolve_references()
   config.train[field] = value
@@ -300,3 +301,29 @@ def test_conservative_term_lowers_sampled_actions_q():
     state, metrics = step(state, single)
   assert float(metrics["conservative_penalty"]) < float(first["conservative_penalty"])
   assert float(metrics["q_sampled_mean"]) < float(metrics["q_mean"])
+
+
+def test_conservative_actions_are_uniform_then_the_next_transitions_actions(cfg):
+  config = cfg.copy_and_resolve_references()
+  config.train.conservative_weight = 1.0
+  config.train.conservative_actions = 2
+  config.train.conservative_batch_actions = 2
+  ucfg = update.UpdateConfig.from_config(config)
+  action = np.arange(4 * 7, dtype=np.float32).reshape(4, 7)
+  keys = jax.random.split(jax.random.PRNGKey(0), 4)
+  out = update.conservative_actions({"action": action}, keys, ucfg)
+  assert out.shape == (4, 4, 7)
+  # Transition 3's batch negatives are the actions of transitions 0 and 1 (the slice wraps around).
+  np.testing.assert_array_equal(out[3, 2:], action[[0, 1]])
+  np.testing.assert_array_equal(out[0, 2:], action[[1, 2]])
+  assert np.all(np.abs(np.asarray(out[:, :2, :3])) <= 1.0)
+  np.testing.assert_array_equal(out[:, :2], jax.vmap(lambda k: cem.uniform_actions(
+      jax.random.fold_in(k, 3), 2, ucfg.target_cem.search_yaw))(keys))
+
+
+def test_conservative_term_needs_some_actions(cfg):
+  config = cfg.copy_and_resolve_references()
+  config.train.conservative_weight = 1.0
+  config.train.conservative_actions = 0
+  with pytest.raises(ValueError, match="conservative_batch_actions"):
+    update.UpdateConfig.from_config(config)

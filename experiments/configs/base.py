@@ -75,10 +75,11 @@ def train(preset: str) -> ml_collections.ConfigDict:
   # `cpu`, but below the CEM target at steps 500 and 1,000 of the A/B (docs/results/learning/README.md).
   c.target = "cem"
   c.augment_shift = {"paper": 0, "cpu": 0, "smoke": 2}[preset]  # random-shift pixels of s and s', 0: off
-  # Conservative term (CQL): weight times logsumexp over the data's action and `conservative_actions`
-  # uniform actions of their Q logits, minus the data action's; keeps the policy's CEM inside the data.
+  # Conservative term (CQL): weight times logsumexp of the Q logits of the data's action and of other
+  # actions at the same state, minus the data action's; keeps the policy's CEM inside the data.
   c.conservative_weight = 0.0  # 0: off
   c.conservative_actions = 8  # uniform actions per state
+  c.conservative_batch_actions = 0  # data actions of other transitions in the batch, per state
   # Host loop.
   c.log_every = {"paper": 100, "cpu": 50, "smoke": 1}[preset]  # steps between metrics records
   c.checkpoint_every = {"paper": 1000, "cpu": 500, "smoke": 2}[preset]  # steps between checkpoints

@@ -52,9 +52,11 @@ class UpdateConfig:
   # next-state values are computed for those only. None: for all, weighted by (1 - done).
   bootstrap_size: int | None = None
   # Conservative term (losses.conservative_penalty) against `conservative_actions` uniform actions per
-  # state (yaw as the CEM searches it); weight 0: off.
+  # state (yaw as the CEM searches it) and the data actions of the `conservative_batch_actions` next
+  # transitions of the device's slice; weight 0: off.
   conservative_weight: float = 0.0
   conservative_actions: int = 8
+  conservative_batch_actions: int = 0
 
   def __post_init__(self):
     if not 0 <= self.gamma <= 1:
@@ -73,9 +75,16 @@ class UpdateConfig:
     if not (isinstance(self.conservative_weight, (int, float)) and self.conservative_weight >= 0):
       raise ValueError(f"train config field 'conservative_weight' must be >= 0, got {self.conservative_weight!r}")
     if (not isinstance(self.conservative_actions, int) or isinstance(self.conservative_actions, bool)
-        or self.conservative_actions < 1):
-      raise ValueError(f"train config field 'conservative_actions' must be a positive integer, "
+        or self.conservative_actions < 0):
+      raise ValueError(f"train config field 'conservative_actions' must be an integer >= 0, "
                        f"got {self.conservative_actions!r}")
+    if (not isinstance(self.conservative_batch_actions, int) or isinstance(self.conservative_batch_actions, bool)
+        or self.conservative_batch_actions < 0):
+      raise ValueError(f"train config field 'conservative_batch_actions' must be an integer >= 0, "
+                       f"got {self.conservative_batch_actions!r}")
+    if self.conservative_weight > 0 and self.conservative_actions + self.conservative_batch_actions < 1:
+      raise ValueError("train config fields 'conservative_actions' + 'conservative_batch_actions' must be >= 1 "
+                       "when 'conservative_weight' > 0")
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict, bootstrap_size: int | None = None) -> "UpdateConfig":
@@ -85,7 +94,8 @@ class UpdateConfig:
                target_cem=cem.CEMConfig.from_config(config.cem), augment_shift=train.augment_shift,
                target=train.target, bootstrap_size=bootstrap_size,
                conservative_weight=float(train.conservative_weight),
-               conservative_actions=train.conservative_actions)
+               conservative_actions=train.conservative_actions,
+               conservative_batch_actions=train.conservative_batch_actions)
 
 
 def random_batch(image_size: int, global_batch: int, num_devices: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
@@ -286,6 +296,24 @@ def _reduce(metrics: Metrics, axis_name: str | None) -> Metrics:
   return out
 
 
+def conservative_actions(batch: Batch, keys: jax.Array, config: UpdateConfig) -> jax.Array:
+  """[B, M, 7]: per transition, `conservative_actions` uniform actions (from fold_in(key, 3)), then the data
+  actions of the `conservative_batch_actions` transitions after it in the slice (cyclically).
+
+  Batch actions share the data's marginal distribution, so only the state tells them from the data's own
+  action: they make the term contrast actions given the image, not in-support against out-of-support.
+  """
+  action = batch["action"].reshape(-1, action_space.ACTION_DIM).astype(jnp.float32)
+  parts = []
+  if config.conservative_actions:
+    parts.append(jax.vmap(lambda k: cem.uniform_actions(
+        jax.random.fold_in(k, 3), config.conservative_actions, config.target_cem.search_yaw))(keys))
+  if config.conservative_batch_actions:
+    parts.append(jnp.stack([jnp.roll(action, -j, axis=0) for j in range(1, config.conservative_batch_actions + 1)],
+                           axis=1))
+  return jnp.concatenate(parts, axis=1)
+
+
 def train_step(state: train_state_lib.TrainState, batch: Batch, *, network: qnetwork.QNetwork,
                optimizer: optax.GradientTransformation, config: UpdateConfig,
                axis_name: str | None = None) -> tuple[train_state_lib.TrainState, Metrics]:
@@ -308,8 +336,7 @@ def train_step(state: train_state_lib.TrainState, batch: Batch, *, network: qnet
   y, target_metrics = bellman_targets(network, config, state.target, state.lagged, batch, cem_keys)
   sampled_actions = None
   if config.conservative_weight > 0:
-    sampled_actions = jax.vmap(lambda k: cem.uniform_actions(
-        jax.random.fold_in(k, 3), config.conservative_actions, config.target_cem.search_yaw))(keys)
+    sampled_actions = conservative_actions(batch, keys, config)
   state, metrics = gradient_step(state, batch, y, network=network, optimizer=optimizer, config=config,
                                  axis_name=axis_name, sampled_actions=sampled_actions)
   metrics.update(target_metrics)
