@@ -33,6 +33,9 @@ DATA = 1
 DATA_MODULES = ("visionary_jax.checkpoints", "visionary_jax.export", "visionary_jax.episodes.shards")
 # Errors that are never about how the command was typed (OSError: a failed read or write).
 DATA_ERRORS = (shards.ShardError, FloatingPointError, OSError)
+# absl's flags that print help and exit with status 1.
+HELP_FLAGS = ("--help", "-help", "--helpfull", "-helpfull", "--helpshort", "-helpshort", "--helpxml", "-helpxml",
+              "-?")
 
 
 def name() -> str:
@@ -128,9 +131,16 @@ def _first_line(error: BaseException) -> str:
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-  """flags.FLAGS(argv), with any parse error (flag, config file, preset, override) as one line and USAGE."""
+  """flags.FLAGS(argv), with any parse error (flag, config file, preset, override) as one line and USAGE.
+
+  A help flag (--help, --helpfull, ...) prints absl's help and exits 0: the user asked for it.
+  """
   try:
     remaining = flags.FLAGS(argv)
+  except SystemExit as e:
+    if e.code == 1 and any(arg.split("=")[0] in HELP_FLAGS for arg in argv[1:]):
+      sys.exit(0)
+    raise
   except Exception as e:  # pylint: disable=broad-except
     fail(config_problem(argv) or _first_line(e))
   # A config file that cannot be read parses as a placeholder that raises on first use.

@@ -15,6 +15,20 @@ from visionary_jax import genotype as G
 from visionary_jax.nets import qnetwork
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory):
+  """One persistent XLA cache for the session, shared with test subprocesses (update_fixtures.subprocess_env).
+
+  Tests build the same smoke networks in fresh `jax.jit` wrappers and fresh processes; the cache
+  compiles each program once.
+  """
+  cache_dir = str(tmp_path_factory.getbasetemp() / "jax_cache")
+  jax.config.update("jax_compilation_cache_dir", cache_dir)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  yield cache_dir
+
+
 @pytest.fixture
 def dataset_dir(tmp_path):
   """(directory, episodes, shard paths) of a small synthetic dataset (episode_fixtures.write_dataset)."""

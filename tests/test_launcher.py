@@ -2,6 +2,7 @@
 
 import os
 
+from absl import app
 import pytest
 
 from experiments import check_inputs
@@ -53,6 +54,15 @@ def test_exit_status_follows_the_root_cause(tmp_path):
 def test_unknown_config_fields_are_named_with_their_section(path, message):
   problem = launcher.unknown_config_field(grasping.get_config("smoke"), path)
   assert problem == message if message is None else problem.startswith(message)
+
+
+@pytest.mark.parametrize("help_flag", ["--helpshort", "--helpfull"])
+def test_help_flags_exit_0(help_flag, capsys):
+  app.define_help_flags()
+  with pytest.raises(SystemExit) as info:
+    launcher.parse_flags(["train", help_flag])
+  assert info.value.code == 0
+  assert "--helpfull" in capsys.readouterr().out
 
 
 def test_an_unwritable_directory_ends_with_usage(tmp_path, capsys):
