@@ -1,12 +1,15 @@
 """An exported Q-function's values beside its dataset's returns, by gripper state and height.
 
   python -m experiments.value_probe --export=RUN/train/export [--dataset_dir=DIR] \\
-      [--transitions=2048] [--seed=0] [--output=probe.json]
+      [--transitions=2048] [--scenes=64] [--seed=0] [--output=probe.json]
 
 The dataset defaults to the one the run trained on (the export's config.json,
 `train.dataset_dir`), the discount to its `train.gamma`. Prints the Markdown
 table of visionary_jax/probes/value.py; the last line is one JSON object with
-the overall figures, and --output gets everything.
+the overall figures, and --output gets everything. With --scenes, the start
+states' Q maps of x-y moves say how much the preferred move depends on the
+image (`value_probe.scene_dependence`: an interaction share near 0 means the
+same move is preferred whatever the scene).
 """
 
 import json
@@ -25,6 +28,8 @@ _EXPORT = flags.DEFINE_string("export", None, "Export directory (visionary_jax.e
 _DATASET_DIR = flags.DEFINE_string("dataset_dir", "", "Episode shards; empty: the export's train.dataset_dir.")
 _TRANSITIONS = flags.DEFINE_integer("transitions", 2048, "Transitions drawn (without replacement).",
                                    lower_bound=1)
+_SCENES = flags.DEFINE_integer("scenes", 64, "Episode start states whose Q maps of x-y moves are compared; 0: none.",
+                               lower_bound=0)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the draw.")
 _OUTPUT = flags.DEFINE_string("output", None, "Optional JSON file for the full result.")
 flags.mark_flags_as_required(["export"])
@@ -53,11 +58,18 @@ def main(argv):
                                _TRANSITIONS.value, _SEED.value)
   except ValueError as e:
     raise app.UsageError(f"--transitions: {e}") from e
+  if _SCENES.value:
+    try:
+      maps = value_probe.start_state_maps(policy.network, policy.variables, data, _SCENES.value, seed=_SEED.value)
+    except ValueError as e:
+      raise app.UsageError(f"--scenes: {e}") from e
+    result["start_state"] = dict(value_probe.scene_dependence(maps), scenes=_SCENES.value)
   result.update(export=_EXPORT.value, dataset_dir=dataset_dir)
   print(value_probe.markdown(result), flush=True)
   if _OUTPUT.value:
     atomic.write_json(_OUTPUT.value, result)
-  print(json.dumps(dict(result["overall"], transitions=result["transitions"]), sort_keys=True), flush=True)
+  start = {f"start_{k}": v for k, v in result.get("start_state", {}).items()}
+  print(json.dumps(dict(result["overall"], transitions=result["transitions"], **start), sort_keys=True), flush=True)
 
 
 def run():

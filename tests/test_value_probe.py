@@ -36,6 +36,22 @@ def test_flip_and_change_of_the_gripper_state():
   np.testing.assert_array_equal(value_probe.changes_gripper_state(flipped, closed), [True, False, False, True])
 
 
+def test_scene_dependence_by_hand():
+  # Two scenes, a 1x2 grid. Same ranking, offset by 1: no interaction.
+  same = value_probe.scene_dependence(np.array([[[0.0, 2.0]], [[1.0, 3.0]]]))
+  assert same["action_variance"] == pytest.approx(1.0) and same["scene_variance"] == pytest.approx(0.25)
+  assert same["interaction_variance"] == pytest.approx(0.0, abs=1e-12)
+  assert same["interaction_share"] == pytest.approx(0.0, abs=1e-12) and same["argmax_agreement"] == 1.0
+  # Opposite rankings: the scenes' mean map is flat, all of the move preference is the scene's.
+  opposite = value_probe.scene_dependence(np.array([[[0.0, 2.0]], [[2.0, 0.0]]]))
+  assert opposite["action_variance"] == pytest.approx(0.0) and opposite["interaction_variance"] == pytest.approx(1.0)
+  assert opposite["interaction_share"] == pytest.approx(1.0) and opposite["argmax_agreement"] == 0.5
+  # Residuals of [[0, 2], [1, 0]]: grand mean 0.75, scene means 1 and 0.5, move means 0.5 and 1.
+  mixed = value_probe.scene_dependence(np.array([[[0.0, 2.0]], [[1.0, 0.0]]]))
+  assert mixed["action_variance"] == pytest.approx(0.0625) and mixed["interaction_variance"] == pytest.approx(0.5625)
+  assert mixed["interaction_share"] == pytest.approx(0.9)
+
+
 @pytest.fixture(scope="module")
 def cfg():
   return grasping.get_config("smoke")
@@ -100,6 +116,21 @@ def test_probe_groups_every_drawn_transition(network, data):
     value_probe.probe(net, variables, data, 0.9, data.num_transitions + 1)
 
 
+def test_start_state_maps_score_the_grid_at_episode_starts(network, data):
+  net, variables = network
+  maps = value_probe.start_state_maps(net, variables, data, num_scenes=3, grid=3, seed=1)
+  assert maps.shape == (3, 3, 3) and np.all((maps > 0) & (maps < 1))
+  starts = np.concatenate([[0], np.cumsum(data.episode_length)[:-1]])
+  index = np.sort(np.random.default_rng(1).choice(starts, 3, replace=False))
+  t = data.transitions(index)
+  move = np.zeros((3, 7), np.float32)
+  move[:] = (1.0, -1.0, -1.0, 0.0, 1.0, 1.0, 0.0)  # x = +1, y = -1: row 0, column 2
+  (q,) = value_probe.q_values(net, variables, t["image"], [move], t["gripper_closed"], t["height"])
+  np.testing.assert_allclose(maps[:, 0, 2], q, rtol=1e-5)
+  with pytest.raises(ValueError, match=r"num_scenes must be in \[1, 12\]"):
+    value_probe.start_state_maps(net, variables, data, num_scenes=13)
+
+
 def test_launcher(cfg, network, data, tmp_path_factory):
   net, variables = network
   directory = export.export(str(tmp_path_factory.mktemp("exports") / "baseline"), cfg, G.BASELINE,
@@ -107,11 +138,13 @@ def test_launcher(cfg, network, data, tmp_path_factory):
   env = update_fixtures.subprocess_env(tmp_path_factory)
   out = tmp_path_factory.getbasetemp() / "probe.json"
   result = update_fixtures.run_module(env, "experiments.value_probe", f"--export={directory}",
-                                      f"--dataset_dir={data.directory}", "--transitions=16", f"--output={out}")
+                                      f"--dataset_dir={data.directory}", "--transitions=16", "--scenes=12",
+                                      f"--output={out}")
   last = json.loads(result.stdout.strip().splitlines()[-1])
   saved = json.load(open(out))
   assert last["transitions"] == 16 and last["q_data"] == pytest.approx(saved["overall"]["q_data"])
   assert saved["dataset_dir"] == data.directory and len(saved["groups"]) == 6
+  assert saved["start_state"]["scenes"] == 12 and 0 <= last["start_interaction_share"] <= 1
   bad = update_fixtures.run_module(env, "experiments.value_probe", f"--export={directory}", check=False)
   assert bad.returncode != 0 and "train config field 'dataset_dir' is empty" in bad.stderr
   bad = update_fixtures.run_module(env, "experiments.value_probe", f"--export={directory}",

@@ -140,6 +140,57 @@ def probe(network: qnetwork.QNetwork, variables: Any, data: dataset_lib.Dataset,
   return {"transitions": num_transitions, "gamma": gamma, "seed": seed, "overall": overall, "groups": groups}
 
 
+def scene_dependence(q_maps: np.ndarray) -> dict[str, float]:
+  """How much the x-y preference of Q depends on the scene: a two-way decomposition of the maps.
+
+  Args:
+    q_maps: float [N, G, G], Q of a grid of x-y moves at N start states (scenes).
+
+  Returns:
+    {"action_variance": variance over moves of the scenes' mean map, "scene_variance": variance
+    over scenes of each map's mean, "interaction_variance": the rest, "interaction_share":
+    interaction / (interaction + action), 0 when every scene ranks the moves alike,
+    "argmax_agreement": the share of scenes whose best move is the most common best move}.
+  """
+  q = np.asarray(q_maps, np.float64).reshape(len(q_maps), -1)
+  scene_mean = q.mean(axis=1, keepdims=True)
+  action_mean = q.mean(axis=0, keepdims=True)
+  interaction = q - scene_mean - action_mean + q.mean()
+  action_var, interaction_var = float(action_mean.var()), float(interaction.var())
+  best = np.argmax(q, axis=1)
+  return {"action_variance": action_var, "scene_variance": float(scene_mean.var()),
+          "interaction_variance": interaction_var,
+          "interaction_share": interaction_var / (interaction_var + action_var) if interaction_var + action_var else 0.0,
+          "argmax_agreement": float(np.bincount(best).max() / len(best))}
+
+
+def start_state_maps(network: qnetwork.QNetwork, variables: Any, data: dataset_lib.Dataset, num_scenes: int,
+                     grid: int = 9, descent: float = -1.0, seed: int = 0, batch_size: int = 256) -> np.ndarray:
+  """Q of x-y moves (descending at `descent`, yaw kept, gripper open) at the first state of episodes.
+
+  Every episode starts with the gripper at the same pose, so the maps differ only through the image.
+
+  Returns:
+    float32 [num_scenes, grid, grid]: [n, i, j] is Q of the move (x_j, y_i), x and y in linspace(-1, 1, grid).
+  """
+  if not 0 < num_scenes <= data.num_episodes:
+    raise ValueError(f"num_scenes must be in [1, {data.num_episodes}] (the dataset's episodes), got {num_scenes}")
+  starts = np.concatenate([[0], np.cumsum(data.episode_length)[:-1]])
+  index = np.sort(np.random.default_rng(seed).choice(starts, num_scenes, replace=False))
+  t = data.transitions(index)
+  axis = np.linspace(-1.0, 1.0, grid, dtype=np.float32)
+  moves = []
+  for y in axis:
+    for x in axis:
+      move = np.zeros((num_scenes, action_space.ACTION_DIM), np.float32)
+      move[:, action_space.TRANSLATION] = (x, y, descent)
+      move[:, action_space.ROTATION] = (0.0, 1.0)
+      move[:, action_space.GRIPPER_COMMAND.start + action_space.GRIPPER_OPEN] = 1.0
+      moves.append(move)
+  q = q_values(network, variables, t["image"], moves, t["gripper_closed"], t["height"], batch_size)
+  return np.stack(q, axis=1).reshape(num_scenes, grid, grid)
+
+
 def markdown(result: dict[str, Any]) -> str:
   """The probe's groups as a Markdown table."""
   f = lambda x: "-" if x is None else f"{x:.3f}"
