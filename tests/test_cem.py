@@ -134,3 +134,21 @@ def test_argmax_q_on_network_scores_its_action(smoke_spec):
       variables, image, state, jax.random.split(jax.random.PRNGKey(2), 3))
   forward = net.apply(variables, image, jnp.concatenate([action, state], -1))
   np.testing.assert_allclose(logit, forward, rtol=1e-4, atol=1e-6)
+
+
+def test_local_candidates_by_hand():
+  action = jnp.array([0.5, -0.2, 0.9, 0.3, 0.95, 1.0, 0.0])
+  fixed = cem.local_candidates(jax.random.PRNGKey(0), action, num=3, std=0.0)
+  np.testing.assert_allclose(fixed[0], action)
+  np.testing.assert_allclose(fixed[1], [0.5, -0.2, 0.9, 0.3, 0.95, 0.0, 1.0])  # the same move, closing
+  np.testing.assert_allclose(fixed[2:, :5], np.tile(action[:5], (3, 1)))  # std 0: the data's move
+  spread = cem.local_candidates(jax.random.PRNGKey(1), action, num=4000, std=0.3)
+  assert spread.shape == (4002, 7)
+  translation = np.asarray(spread[2:, :3])
+  assert translation.min() >= -1.0 and translation.max() <= 1.0
+  assert np.mean(translation[:, 2] == 1.0) == pytest.approx(0.37, abs=0.03)  # P(0.9 + 0.3 z >= 1) = 0.37
+  np.testing.assert_allclose(np.std(translation[:, 1]), 0.3, rtol=0.05)  # -0.2 + 0.3 z clips beyond |z| > 2.6
+  np.testing.assert_allclose(spread[2:, 3:5], np.tile(action[3:5], (4000, 1)))  # rotation kept
+  command = np.asarray(spread[2:, 5:7])
+  np.testing.assert_array_equal(command.sum(axis=1), 1.0)
+  assert np.mean(command[:, 1]) == pytest.approx(0.5, abs=0.03)

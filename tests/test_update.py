@@ -11,6 +11,7 @@ import numpy as np
 import optax
 import pytest
 
+import conftest
 import update_fixtures
 from visionary_jax import genotype as G
 from visionary_jax.nets import qnetwork
@@ -175,7 +176,8 @@ def test_bad_optimizer_config_names_the_field(cfg, field, value):
 @pytest.mark.parametrize("field,value", [("augment_shift", -1), ("gamma", 1.5), ("polyak", 1.0), ("lag", 0),
                                          ("target", "max"), ("conservative_weight", -0.1),
                                          ("conservative_actions", -1),
-                                         ("conservative_batch_actions", -1)])
+                                         ("conservative_batch_actions", -1), ("local_actions", -1),
+                                         ("local_std", -0.1)])
 def test_bad_update_config_names_the_field(cfg, field, value):
   config = cfg.copy_and_resolve_references()
   config.train[field] = value
@@ -253,6 +255,39 @@ def test_data_target_bootstraps_at_the_next_action_and_not_past_an_episode_end(c
                        single["next_height"][:, None]], -1)
   q1 = jax.nn.sigmoid(baseline.apply({"params": state.target["params"]}, single["next_image"], sa))
   q2 = jax.nn.sigmoid(baseline.apply({"params": state.lagged["params"]}, single["next_image"], sa))
+  bootstrap = np.array([1, 1, 1, 0, 1, 0, 0, 0], np.float32)
+  expected = np.clip(single["reward"] + 0.9 * bootstrap * np.minimum(q1, q2), 0, 1)
+  np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_local_target_takes_the_better_gripper_command_of_the_data_action(cfg, baseline):
+  """local_actions 0: a* = argmax of Q_target1 over the data's next action with open and with close."""
+  state = update_fixtures.initial_state(baseline, cfg)
+  state = state.replace(target={"params": conftest.perturbed(state.target["params"]), "arch": state.target["arch"]})
+  single = {k: v[0] for k, v in update_fixtures.batch(baseline.spec.image_size, 8, seed=3).items()}
+  single["done"] = np.array([0, 0, 0, 0, 0, 1, 1, 0], np.float32)
+  single["episode_end"] = np.array([0, 0, 0, 1, 0, 1, 1, 1], np.float32)
+  config = cfg.copy_and_resolve_references()
+  config.train.target = "local"
+  config.train.local_actions = 0
+  keys = update.transition_keys(state.rng, state.step, 8, None)
+  y, _ = update.bellman_targets(baseline, update.UpdateConfig.from_config(config), state.target, state.lagged,
+                                single, keys)
+  state_t = np.stack([single["next_gripper_closed"], single["next_height"]], -1)
+
+  def q(variables, command):
+    action = np.array(single["next_action"], np.float32)
+    action[:, 5:7] = command
+    return np.asarray(jax.nn.sigmoid(baseline.apply(variables, single["next_image"],
+                                                    np.concatenate([action, state_t], -1))))
+
+  target_vars = {"params": state.target["params"]}
+  lagged_vars = {"params": state.lagged["params"]}
+  q1_open, q1_close = q(target_vars, (1, 0)), q(target_vars, (0, 1))
+  assert np.any(q1_close > q1_open) and np.any(q1_close < q1_open)  # both commands get chosen
+  take_close = q1_close > q1_open
+  q1 = np.where(take_close, q1_close, q1_open)
+  q2 = np.where(take_close, q(lagged_vars, (0, 1)), q(lagged_vars, (1, 0)))
   bootstrap = np.array([1, 1, 1, 0, 1, 0, 0, 0], np.float32)
   expected = np.clip(single["reward"] + 0.9 * bootstrap * np.minimum(q1, q2), 0, 1)
   np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)

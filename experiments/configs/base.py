@@ -74,6 +74,10 @@ def train(preset: str) -> ml_collections.ConfigDict:
   # "data": a' = the data's next action (one-step / SARSA), the policy alone maximises; 4x faster at
   # `cpu`, but below the CEM target at steps 500 and 1,000 of the A/B (docs/results/learning/README.md).
   c.target = "cem"
+  # "local": the best under Q_target1 of the data's next action (either gripper command) and
+  # `local_actions` perturbations of its translation with std `local_std` (action units).
+  c.local_actions = 8
+  c.local_std = 0.3
   c.augment_shift = {"paper": 0, "cpu": 0, "smoke": 2}[preset]  # random-shift pixels of s and s', 0: off
   # Conservative term (CQL): weight times logsumexp of the Q logits of the data's action and of other
   # actions at the same state, minus the data action's; keeps the policy's CEM inside the data.

@@ -178,7 +178,7 @@ def from_config(dataset: dataset_lib.Dataset, replay_config, seed: int, num_devi
   """A sampler from a config's `replay` section (experiments/configs/base.py:replay).
 
   `bootstrap_from_next_action`: the target bootstraps at the data's next action
-  (train.target == "data"), so episode ends do not bootstrap. `subset`: transition
+  (train.target "data" or "local"), so episode ends do not bootstrap. `subset`: transition
   indices to draw from (default all).
   """
   return ReplaySampler(dataset, int(replay_config.batch_size), num_devices, seed,

@@ -88,6 +88,28 @@ def uniform_actions(key: jax.Array, num: int, search_yaw: bool = True) -> jax.Ar
   return to_action(continuous, jax.random.uniform(k_gripper, (num,)) < 0.5)
 
 
+def local_candidates(key: jax.Array, action: jax.Array, num: int, std: float) -> jax.Array:
+  """[num + 2, 7] actions near one the data took: it with either gripper command, then `num` perturbations.
+
+  A perturbation adds N(0, std^2) to each translation component (clipped to the bounds), keeps the
+  rotation, and takes the gripper command by a fair coin.
+
+  Args:
+    key: PRNG key.
+    action: [7], the data's action.
+  """
+  k_translation, k_gripper = jax.random.split(key)
+  command = action_space.GRIPPER_COMMAND
+  with_open = action.at[command].set(jnp.array([1.0, 0.0], action.dtype))
+  with_close = action.at[command].set(jnp.array([0.0, 1.0], action.dtype))
+  translation = jnp.clip(action[action_space.TRANSLATION] + std * jax.random.normal(k_translation, (num, 3)),
+                         LOW, HIGH)
+  close = (jax.random.uniform(k_gripper, (num,)) < 0.5).astype(action.dtype)[:, None]
+  perturbed = jnp.concatenate([translation, jnp.broadcast_to(action[action_space.ROTATION], (num, 2)),
+                               1.0 - close, close], axis=-1)
+  return jnp.concatenate([with_open[None], with_close[None], perturbed.astype(action.dtype)])
+
+
 ScoreFn = Callable[[jax.Array], jax.Array]  # state_action [B, N, 9] -> logits [B, N]
 
 

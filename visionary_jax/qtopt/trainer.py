@@ -203,7 +203,7 @@ def train_on_dataset(config: ml_collections.ConfigDict, workdir: str, arch: Arch
   host_replay.batch_size = config.replay.batch_size // processes
   batches = sampler_lib.from_config(data, host_replay, seed=config.seed * 1000 + jax.process_index(),
                                     num_devices=jax.local_device_count(),
-                                    bootstrap_from_next_action=config.train.target == "data")
+                                    bootstrap_from_next_action=update.needs_next_action(config.train.target))
   try:
     return train(config, workdir, arch, batches, evaluate=evaluate, log=log)
   finally:

@@ -32,7 +32,7 @@ from visionary_jax.qtopt import train_state as train_state_lib
 AXIS = "devices"
 BATCH_KEYS = ("image", "gripper_closed", "height", "action", "reward", "done", "next_image",
               "next_gripper_closed", "next_height", "next_action", "episode_end")
-TARGETS = ("cem", "data")
+TARGETS = ("cem", "data", "local")
 Batch = Mapping[str, jax.Array]
 Metrics = dict[str, jax.Array]
 
@@ -46,8 +46,12 @@ class UpdateConfig:
   lag: int
   target_cem: cem.CEMConfig  # the policy's CEM (config.cem), used when target == "cem"
   augment_shift: int = 0  # pixels; s and s' are shifted independently (augment.py), 0: off
-  # "cem": a* = CEM argmax of Q_target1 at s' (QT-Opt); "data": a* = the data's next action (SARSA).
+  # "cem": a* = CEM argmax of Q_target1 at s' (QT-Opt); "data": a* = the data's next action (SARSA);
+  # "local": a* = argmax of Q_target1 over the data's next action and `local_actions` perturbations of it
+  # (cem.local_candidates, translation std `local_std`).
   target: str = "cem"
+  local_actions: int = 8
+  local_std: float = 0.3
   # Leading transitions of each device's slice that bootstrap (the sampler's `bootstrap_per_device`):
   # next-state values are computed for those only. None: for all, weighted by (1 - done).
   bootstrap_size: int | None = None
@@ -67,6 +71,10 @@ class UpdateConfig:
       raise ValueError(f"train config field 'lag' must be a positive integer, got {self.lag!r}")
     if self.target not in TARGETS:
       raise ValueError(f"train config field 'target' must be one of {TARGETS}, got {self.target!r}")
+    if not isinstance(self.local_actions, int) or isinstance(self.local_actions, bool) or self.local_actions < 0:
+      raise ValueError(f"train config field 'local_actions' must be an integer >= 0, got {self.local_actions!r}")
+    if not (isinstance(self.local_std, (int, float)) and self.local_std >= 0):
+      raise ValueError(f"train config field 'local_std' must be >= 0 (action units), got {self.local_std!r}")
     if self.bootstrap_size is not None and (not isinstance(self.bootstrap_size, int) or self.bootstrap_size < 0):
       raise ValueError(f"bootstrap_size must be None or an integer >= 0, got {self.bootstrap_size!r}")
     if not isinstance(self.augment_shift, int) or self.augment_shift < 0:
@@ -92,7 +100,8 @@ class UpdateConfig:
     train = config.train
     return cls(gamma=float(train.gamma), polyak=float(train.polyak), lag=train.lag,
                target_cem=cem.CEMConfig.from_config(config.cem), augment_shift=train.augment_shift,
-               target=train.target, bootstrap_size=bootstrap_size,
+               target=train.target, local_actions=train.local_actions, local_std=float(train.local_std),
+               bootstrap_size=bootstrap_size,
                conservative_weight=float(train.conservative_weight),
                conservative_actions=train.conservative_actions,
                conservative_batch_actions=train.conservative_batch_actions)
@@ -141,7 +150,7 @@ def check_batch(batch: Mapping[str, Any], leading: int | None = None, config: Up
     raise ValueError(f"batch leading axis is {shape[0]}, expected one slice per local device ({leading})")
   if config is not None and config.bootstrap_size is not None:
     done = np.asarray(batch["done"], np.float32)
-    if config.target == "data":
+    if needs_next_action(config.target):
       done = np.maximum(done, np.asarray(batch["episode_end"], np.float32))
     n = config.bootstrap_size
     if np.any(done[..., :n] != 0) or np.any(done[..., n:] != 1):
@@ -181,18 +190,24 @@ def augment_batch(batch: Batch, keys: jax.Array, pad: int) -> Batch:
               next_image=augment.random_shift(batch["next_image"], fold(2), pad))
 
 
+def needs_next_action(target: str) -> bool:
+  """Whether the target reads the data's next action, so that a truncated episode's end cannot bootstrap."""
+  return target in ("data", "local")
+
+
 def no_bootstrap(batch: Batch, target: str) -> jax.Array:
-  """[B] 1.0 where the target does not bootstrap: terminal, or (target "data") no next action in the data."""
+  """[B] 1.0 where the target does not bootstrap: terminal, or (targets "data", "local") no next action."""
   done = batch["done"].astype(jnp.float32)
-  return jnp.maximum(done, batch["episode_end"].astype(jnp.float32)) if target == "data" else done
+  return jnp.maximum(done, batch["episode_end"].astype(jnp.float32)) if needs_next_action(target) else done
 
 
 def bellman_targets(network: qnetwork.QNetwork, config: UpdateConfig, target: Any, lagged: Any, batch: Batch,
                     keys: jax.Array) -> tuple[jax.Array, Metrics]:
   """y [B] = clip(r + gamma (1 - done) min(Q_target1, Q_target2)(s', a*), 0, 1).
 
-  a* is the CEM argmax of Q_target1 at s' (target "cem") or the data's next
-  action (target "data"). With `config.bootstrap_size` n, next-state values are
+  a* is the CEM argmax of Q_target1 at s' (target "cem"), the data's next
+  action (target "data") or the best of it and its perturbations under Q_target1
+  (target "local"). With `config.bootstrap_size` n, next-state values are
   computed for the first n transitions only and the others' targets are their
   rewards (clipped), which is the same target when exactly those n bootstrap.
 
@@ -213,6 +228,15 @@ def bellman_targets(network: qnetwork.QNetwork, config: UpdateConfig, target: An
   target_vars = train_state_lib.as_variables(target)
   if config.target == "cem":
     a_star, logit_t1 = cem.argmax_q(network, target_vars, head["next_image"], state_t, keys[:n], config.target_cem)
+  elif config.target == "local":
+    data_action = head["next_action"].reshape(n, action_space.ACTION_DIM).astype(jnp.float32)
+    candidates = jax.vmap(lambda k, a: cem.local_candidates(k, a, config.local_actions, config.local_std))(
+        keys[:n], data_action)  # [n, K + 2, 7]
+    logits = network.apply(target_vars, head["next_image"], cem.with_state(candidates, state_t),
+                           method=_encode_and_score)  # [n, K + 2]
+    best = jnp.argmax(logits, axis=1)
+    a_star = jnp.take_along_axis(candidates, best[:, None, None], axis=1)[:, 0]
+    logit_t1 = jnp.take_along_axis(logits, best[:, None], axis=1)[:, 0]
   else:
     a_star = head["next_action"].reshape(n, action_space.ACTION_DIM).astype(jnp.float32)
     logit_t1 = network.apply(target_vars, head["next_image"], jnp.concatenate([a_star, state_t], axis=-1))
