@@ -5,12 +5,22 @@ random mixture, `BENCHMARK_COLLECT_EPISODES` (default 80) episodes per run in
 shards of 5 so both processes get equal work. `scaling` compares steady rates
 (first to last episode, excluding process start-up); `scaling_wall` compares
 whole runs including start-up, shard writes and imports.
+
+`reset_share`: in one process under the same policy, the share of an episode's
+time spent in `env.reset`, which rebuilds the physics world so that an episode
+depends on its seed alone (visionary_jax/envs/scene.py); `BENCHMARK_RESET_EPISODES`
+(default 100) episodes.
 """
 
 import os
 import tempfile
+import time
+
+import numpy as np
 
 from experiments.configs import grasping as grasping_config
+from visionary_jax import envs
+from visionary_jax.envs import policies
 from visionary_jax.episodes import collect
 
 
@@ -23,11 +33,39 @@ def _run(workers: int, episodes: int) -> dict:
   return result
 
 
+def _reset_cost(episodes: int) -> dict:
+  """Mean milliseconds of env.reset and of whole episodes (reset included), one process."""
+  config = grasping_config.get_config("cpu")
+  c = config.collect
+  policy = policies.make("grasping", "scripted", c.scripted_fraction, c.noise, c.random_action_prob,
+                         c.aim_noise, c.diagonal_prob, c.early_close_prob, c.random_aim_prob)
+  env = envs.make("grasping", config.env)
+  rng = np.random.default_rng(0)
+  reset_s = episode_s = 0.0
+  try:
+    for seed in range(episodes):
+      start = time.perf_counter()
+      obs, _ = env.reset(seed=seed)
+      reset_s += time.perf_counter() - start
+      policy.reset(env, rng)
+      done = False
+      while not done:
+        obs, _, terminated, truncated, _ = env.step(policy(obs))
+        done = terminated or truncated
+      episode_s += time.perf_counter() - start
+  finally:
+    env.close()
+  return {"reset_ms": 1e3 * reset_s / episodes, "episode_ms": 1e3 * episode_s / episodes,
+          "reset_share": reset_s / episode_s}
+
+
 def run() -> dict:
   episodes = int(os.environ.get("BENCHMARK_COLLECT_EPISODES", 80))
   one = _run(1, episodes)
   two = _run(2, episodes)
+  reset = _reset_cost(int(os.environ.get("BENCHMARK_RESET_EPISODES", 100)))
   return {
+      **reset,
       "episodes": episodes,
       "workers_1_episodes_per_s": one["steady_episodes_per_s"],
       "workers_2_episodes_per_s": two["steady_episodes_per_s"],
