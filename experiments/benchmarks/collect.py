@@ -21,6 +21,7 @@ import numpy as np
 from experiments.configs import grasping as grasping_config
 from visionary_jax import envs
 from visionary_jax.envs import policies
+from visionary_jax.envs import reference
 from visionary_jax.episodes import collect
 
 
@@ -36,9 +37,8 @@ def _run(workers: int, episodes: int) -> dict:
 def _reset_cost(episodes: int) -> dict:
   """Mean milliseconds of env.reset and of whole episodes (reset included), one process."""
   config = grasping_config.get_config("cpu")
-  c = config.collect
-  policy = policies.make("grasping", "scripted", c.scripted_fraction, c.noise, c.random_action_prob,
-                         c.aim_noise, c.diagonal_prob, c.early_close_prob, c.random_aim_prob)
+  policy = policies.make("grasping", "scripted", config.collect.scripted_fraction,
+                         **reference.collect_knobs(config.collect))
   env = envs.make("grasping", config.env)
   rng = np.random.default_rng(0)
   reset_s = episode_s = 0.0

@@ -178,15 +178,11 @@ def start_state_maps(network: qnetwork.QNetwork, variables: Any, data: dataset_l
   starts = np.concatenate([[0], np.cumsum(data.episode_length)[:-1]])
   index = np.sort(np.random.default_rng(seed).choice(starts, num_scenes, replace=False))
   t = data.transitions(index)
-  axis = np.linspace(-1.0, 1.0, grid, dtype=np.float32)
-  moves = []
-  for y in axis:
-    for x in axis:
-      move = np.zeros((num_scenes, action_space.ACTION_DIM), np.float32)
-      move[:, action_space.TRANSLATION] = (x, y, descent)
-      move[:, action_space.ROTATION] = (0.0, 1.0)
-      move[:, action_space.GRIPPER_COMMAND.start + action_space.GRIPPER_OPEN] = 1.0
-      moves.append(move)
+  x, y = np.meshgrid(np.linspace(-1.0, 1.0, grid, dtype=np.float32), np.linspace(-1.0, 1.0, grid, dtype=np.float32))
+  continuous = np.stack([x.ravel(), y.ravel(), np.full(grid * grid, descent, np.float32),
+                         np.zeros(grid * grid, np.float32)], axis=-1)  # [G * G, 4], yaw parameter 0
+  grid_moves = np.asarray(cem.to_action(continuous, np.zeros(grid * grid, bool)))  # [G * G, 7], gripper open
+  moves = [np.broadcast_to(move, (num_scenes, action_space.ACTION_DIM)) for move in grid_moves]
   q = q_values(network, variables, t["image"], moves, t["gripper_closed"], t["height"], batch_size)
   return np.stack(q, axis=1).reshape(num_scenes, grid, grid)
 

@@ -226,10 +226,10 @@ def bellman_targets(network: qnetwork.QNetwork, config: UpdateConfig, target: An
   head = {k: v[:n] for k, v in batch.items()}
   state_t = _state(head["next_gripper_closed"], head["next_height"])
   target_vars = train_state_lib.as_variables(target)
+  data_action = head["next_action"].reshape(n, action_space.ACTION_DIM).astype(jnp.float32)
   if config.target == "cem":
     a_star, logit_t1 = cem.argmax_q(network, target_vars, head["next_image"], state_t, keys[:n], config.target_cem)
   elif config.target == "local":
-    data_action = head["next_action"].reshape(n, action_space.ACTION_DIM).astype(jnp.float32)
     candidates = jax.vmap(lambda k, a: cem.local_candidates(k, a, config.local_actions, config.local_std))(
         keys[:n], data_action)  # [n, K + 2, 7]
     logits = network.apply(target_vars, head["next_image"], cem.with_state(candidates, state_t),
@@ -238,7 +238,7 @@ def bellman_targets(network: qnetwork.QNetwork, config: UpdateConfig, target: An
     a_star = jnp.take_along_axis(candidates, best[:, None, None], axis=1)[:, 0]
     logit_t1 = jnp.take_along_axis(logits, best[:, None], axis=1)[:, 0]
   else:
-    a_star = head["next_action"].reshape(n, action_space.ACTION_DIM).astype(jnp.float32)
+    a_star = data_action
     logit_t1 = network.apply(target_vars, head["next_image"], jnp.concatenate([a_star, state_t], axis=-1))
   state_action_t = jnp.concatenate([a_star, state_t], axis=-1)
   logit_t2 = network.apply(train_state_lib.as_variables(lagged), head["next_image"], state_action_t)

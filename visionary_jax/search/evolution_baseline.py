@@ -112,7 +112,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, seed: int,
     os.makedirs(directory, exist_ok=True)
     start = time.perf_counter()
     batches = sampler_lib.from_config(data, config.replay, seed=seed * 1000, num_devices=devices,
-                                      bootstrap_from_next_action=update.needs_next_action(config.train.target), subset=train_idx)
+                                      bootstrap_from_next_action=update.needs_next_action(config.train.target),
+                                      subset=train_idx)
     try:
       state = trainer.train(fitness_config, directory, genotype, batches, log=run_files.indent(log, "      "))
     finally:
