@@ -1,7 +1,7 @@
 """An exported Q-function's values beside its dataset's returns, by gripper state and height.
 
   python -m experiments.value_probe --export=RUN/train/export [--dataset_dir=DIR] \\
-      [--transitions=2048] [--scenes=64] [--seed=0] [--output=probe.json]
+      [--transitions=2048] [--scenes=64] [--attempts=2048] [--seed=0] [--output=probe.json]
 
 The dataset defaults to the one the run trained on (the export's config.json,
 `train.dataset_dir`), the discount to its `train.gamma`. Prints the Markdown
@@ -9,7 +9,9 @@ table of visionary_jax/probes/value.py; the last line is one JSON object with
 the overall figures, and --output gets everything. With --scenes, the start
 states' Q maps of x-y moves say how much the preferred move depends on the
 image (`value_probe.scene_dependence`: an interaction share near 0 means the
-same move is preferred whatever the scene).
+same move is preferred whatever the scene). With --attempts, the AUC of Q over
+the data's grasp attempts says whether Q of closing tells a success from a
+failure by the image (`value_probe.attempt_discrimination`; 0.5: it cannot).
 """
 
 import json
@@ -30,6 +32,8 @@ _TRANSITIONS = flags.DEFINE_integer("transitions", 2048, "Transitions drawn (wit
                                    lower_bound=1)
 _SCENES = flags.DEFINE_integer("scenes", 64, "Episode start states whose Q maps of x-y moves are compared; 0: none.",
                                lower_bound=0)
+_ATTEMPTS = flags.DEFINE_integer("attempts", 2048, "Grasp attempts (closing transitions) scored for the AUC; 0: none.",
+                                 lower_bound=0)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the draw.")
 _OUTPUT = flags.DEFINE_string("output", None, "Optional JSON file for the full result.")
 flags.mark_flags_as_required(["export"])
@@ -64,12 +68,17 @@ def main(argv):
     except ValueError as e:
       raise app.UsageError(f"--scenes: {e}") from e
     result["start_state"] = dict(value_probe.scene_dependence(maps), scenes=_SCENES.value)
+  if _ATTEMPTS.value:
+    result["attempts"] = value_probe.attempt_discrimination(policy.network, policy.variables, data, _ATTEMPTS.value,
+                                                           seed=_SEED.value)
   result.update(export=_EXPORT.value, dataset_dir=dataset_dir)
   print(value_probe.markdown(result), flush=True)
   if _OUTPUT.value:
     atomic.write_json(_OUTPUT.value, result)
   start = {f"start_{k}": v for k, v in result.get("start_state", {}).items()}
-  print(json.dumps(dict(result["overall"], transitions=result["transitions"], **start), sort_keys=True), flush=True)
+  attempts = {f"attempt_{k}": v for k, v in result.get("attempts", {}).items()}
+  print(json.dumps(dict(result["overall"], transitions=result["transitions"], **start, **attempts), sort_keys=True),
+        flush=True)
 
 
 def run():

@@ -131,6 +131,23 @@ def test_start_state_maps_score_the_grid_at_episode_starts(network, data):
     value_probe.start_state_maps(net, variables, data, num_scenes=13)
 
 
+def test_attempt_discrimination_is_the_pairwise_auc_of_q_over_attempts(network, data):
+  net, variables = network
+  result = value_probe.attempt_discrimination(net, variables, data, max_attempts=100)
+  # Attempts: terminal transitions closing an open gripper (every fixture action closes).
+  attempts = np.flatnonzero(data.terminated & (data.gripper_closed[data.frame] < 0.5))
+  assert result["attempts"] == len(attempts) > 0
+  t = data.transitions(attempts)
+  (q,) = value_probe.q_values(net, variables, t["image"], [t["action"]], t["gripper_closed"], t["height"])
+  success = t["reward"] > 0.5
+  assert 0 < success.sum() < len(success), "the fixture needs both outcomes among its attempts"
+  pairs = [(1.0 if a > b else 0.5 if a == b else 0.0) for a in q[success] for b in q[~success]]
+  assert result["auc"] == pytest.approx(np.mean(pairs), abs=1e-9)
+  assert result["success_rate"] == pytest.approx(success.mean())
+  assert result["q_success"] == pytest.approx(q[success].mean(), rel=1e-6)
+  assert value_probe.attempt_discrimination(net, variables, data, max_attempts=1)["attempts"] == 1
+
+
 def test_launcher(cfg, network, data, tmp_path_factory):
   net, variables = network
   directory = export.export(str(tmp_path_factory.mktemp("exports") / "baseline"), cfg, G.BASELINE,
@@ -145,6 +162,7 @@ def test_launcher(cfg, network, data, tmp_path_factory):
   assert last["transitions"] == 16 and last["q_data"] == pytest.approx(saved["overall"]["q_data"])
   assert saved["dataset_dir"] == data.directory and len(saved["groups"]) == 6
   assert saved["start_state"]["scenes"] == 12 and 0 <= last["start_interaction_share"] <= 1
+  assert last["attempt_attempts"] == saved["attempts"]["attempts"] > 0
   bad = update_fixtures.run_module(env, "experiments.value_probe", f"--export={directory}", check=False)
   assert bad.returncode != 0 and "train config field 'dataset_dir' is empty" in bad.stderr
   bad = update_fixtures.run_module(env, "experiments.value_probe", f"--export={directory}",

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import jax
 import numpy as np
+from scipy import stats
 
 from visionary_jax import action_space
 from visionary_jax.episodes import dataset as dataset_lib
@@ -138,6 +139,37 @@ def probe(network: qnetwork.QNetwork, variables: Any, data: dataset_lib.Dataset,
                      "q_change": _mean(q_change[m]), "q_keep": _mean(q_keep[m]),
                      "change_preferred": _mean(q_change[m] > q_keep[m])})
   return {"transitions": num_transitions, "gamma": gamma, "seed": seed, "overall": overall, "groups": groups}
+
+
+def attempt_discrimination(network: qnetwork.QNetwork, variables: Any, data: dataset_lib.Dataset,
+                           max_attempts: int, seed: int = 0, batch_size: int = 256) -> dict[str, Any]:
+  """How well Q of closing separates the data's successful grasp attempts from the failed ones.
+
+  An attempt is a terminal transition whose action closes the open gripper; its reward is its
+  outcome, so Q(s, a) there is a classifier of "closing here succeeds" from the image, trained
+  without bootstrapping. Near 0.5 AUC means the network cannot tell from the image whether the
+  gripper is over an object, and a greedy policy then closes wherever closing pays on average.
+
+  Returns:
+    {"attempts", "success_rate", "auc": P(Q of a success > Q of a failure), ties counting half,
+    "q_success", "q_failure": mean Q of each}; auc is None without both outcomes, and all but
+    "attempts" are None when no close ends an episode.
+  """
+  open_before = np.asarray(data.gripper_closed).reshape(-1)[data.frame] < 0.5  # per frame -> per transition
+  candidates = np.flatnonzero(action_space.commands_close(data.action) & open_before
+                              & (np.asarray(data.terminated).reshape(-1) > 0.5))
+  if not len(candidates):  # stacking: a close picks a block up and the episode goes on
+    return {"attempts": 0, "success_rate": None, "auc": None, "q_success": None, "q_failure": None}
+  rng = np.random.default_rng(seed)
+  index = np.sort(rng.choice(candidates, min(max_attempts, len(candidates)), replace=False))
+  t = data.transitions(index)
+  success = np.asarray(t["reward"]).reshape(-1) > 0.5
+  (q,) = q_values(network, variables, t["image"], [t["action"]], t["gripper_closed"], t["height"], batch_size)
+  auc = None
+  if success.any() and not success.all():
+    auc = float(stats.mannwhitneyu(q[success], q[~success]).statistic / (success.sum() * (~success).sum()))
+  return {"attempts": int(len(index)), "success_rate": float(success.mean()), "auc": auc,
+          "q_success": _mean(q[success]), "q_failure": _mean(q[~success])}
 
 
 def scene_dependence(q_maps: np.ndarray) -> dict[str, float]:
