@@ -22,6 +22,9 @@ from visionary_jax.search import one_shot
 from visionary_jax.study import runner
 
 CONFIG = "--config=experiments/configs/grasping.py:smoke"
+# The data's next action as the Bellman target: the study's orchestration is under test here, and this
+# update compiles in a fraction of the CEM target's time (tests/test_update.py covers both targets).
+TARGET = "--config.train.target=data"
 SMOKE = grasping.get_config("smoke").study
 
 pytestmark = pytest.mark.slow  # the module fixture runs the whole smoke study (about 2 minutes)
@@ -43,14 +46,15 @@ def study(tmp_path_factory, env):
   episode_fixtures.write_dataset(str(data), num_episodes=12, per_shard=4, image_size=32)
   root = base / "root"
   dataset = f"--config.train.dataset_dir={data}"
+  config = (CONFIG, TARGET, dataset)
   run0 = root / "visionary" / "seed_0"
   out = {"root": root, "data": data}
-  out["search"] = _run(env, "experiments.search", CONFIG, f"--workdir={run0 / 'search'}", "--space=full", dataset,
+  out["search"] = _run(env, "experiments.search", *config, f"--workdir={run0 / 'search'}", "--space=full",
                        f"--config.train.steps={SMOKE.search_steps}", "--config.train.eval_every=0")
   out["derive"] = _run(env, "experiments.derive", f"--search={run0 / 'search'}", f"--output={run0 / 'derived'}")
-  first = ("experiments.study", CONFIG, f"--workdir={root}", dataset, "--variants=baseline,visionary", "--seeds=0,1")
+  first = ("experiments.study", *config, f"--workdir={root}", "--variants=baseline,visionary", "--seeds=0,1")
   out["study"] = _run(env, *first)
-  out["second"] = _run(env, "experiments.study", CONFIG, f"--workdir={root}", dataset, "--variants=evolution,transfer",
+  out["second"] = _run(env, "experiments.study", *config, f"--workdir={root}", "--variants=evolution,transfer",
                        "--seeds=0", f"--config.study.transfer_genotype={run0 / 'derived' / 'genotype.json'}")
   out["rerun"] = _run(env, *first)
   out["report"] = _run(env, "experiments.report", f"--workdir={root}", f"--output={base / 'report'}",
@@ -152,6 +156,7 @@ def test_study_launcher_rejects_bad_flags(env, tmp_path, args, message):
 def _config(dataset):
   config = grasping.get_config("smoke")
   config.train.dataset_dir = str(dataset)
+  config.train.target = "data"
   return config
 
 
