@@ -145,6 +145,11 @@ def test_attempt_discrimination_is_the_pairwise_auc_of_q_over_attempts(network, 
   assert result["auc"] == pytest.approx(np.mean(pairs), abs=1e-9)
   assert result["success_rate"] == pytest.approx(success.mean())
   assert result["q_success"] == pytest.approx(q[success].mean(), rel=1e-6)
+  low = t["height"] < 0.05
+  assert result["low_attempts"] == low.sum()
+  if 0 < success[low].sum() < low.sum():
+    pairs = [(1.0 if a > b else 0.5 if a == b else 0.0) for a in q[low & success] for b in q[low & ~success]]
+    assert result["low_auc"] == pytest.approx(np.mean(pairs), abs=1e-9)
   assert value_probe.attempt_discrimination(net, variables, data, max_attempts=1)["attempts"] == 1
 
 

@@ -152,24 +152,32 @@ def attempt_discrimination(network: qnetwork.QNetwork, variables: Any, data: dat
 
   Returns:
     {"attempts", "success_rate", "auc": P(Q of a success > Q of a failure), ties counting half,
-    "q_success", "q_failure": mean Q of each}; auc is None without both outcomes, and all but
-    "attempts" are None when no close ends an episode.
+    "q_success", "q_failure": mean Q of each, "low_attempts", "low_auc": the same below the
+    first height edge (5 cm), where the height alone no longer tells the outcome}; an AUC is None
+    without both outcomes, and all but the counts are None when no close ends an episode.
   """
   open_before = np.asarray(data.gripper_closed).reshape(-1)[data.frame] < 0.5  # per frame -> per transition
   candidates = np.flatnonzero(action_space.commands_close(data.action) & open_before
                               & (np.asarray(data.terminated).reshape(-1) > 0.5))
   if not len(candidates):  # stacking: a close picks a block up and the episode goes on
-    return {"attempts": 0, "success_rate": None, "auc": None, "q_success": None, "q_failure": None}
+    return {"attempts": 0, "success_rate": None, "auc": None, "q_success": None, "q_failure": None,
+            "low_attempts": 0, "low_auc": None}
   rng = np.random.default_rng(seed)
   index = np.sort(rng.choice(candidates, min(max_attempts, len(candidates)), replace=False))
   t = data.transitions(index)
   success = np.asarray(t["reward"]).reshape(-1) > 0.5
   (q,) = q_values(network, variables, t["image"], [t["action"]], t["gripper_closed"], t["height"], batch_size)
-  auc = None
-  if success.any() and not success.all():
-    auc = float(stats.mannwhitneyu(q[success], q[~success]).statistic / (success.sum() * (~success).sum()))
-  return {"attempts": int(len(index)), "success_rate": float(success.mean()), "auc": auc,
-          "q_success": _mean(q[success]), "q_failure": _mean(q[~success])}
+  low = np.asarray(t["height"]).reshape(-1) < HEIGHT_EDGES[1]
+  return {"attempts": int(len(index)), "success_rate": float(success.mean()), "auc": _auc(q, success),
+          "q_success": _mean(q[success]), "q_failure": _mean(q[~success]),
+          "low_attempts": int(low.sum()), "low_auc": _auc(q[low], success[low])}
+
+
+def _auc(score: np.ndarray, positive: np.ndarray) -> float | None:
+  """P(score of a positive > score of a negative), ties counting half; None without both."""
+  if positive.all() or not positive.any():
+    return None
+  return float(stats.mannwhitneyu(score[positive], score[~positive]).statistic / (positive.sum() * (~positive).sum()))
 
 
 def scene_dependence(q_maps: np.ndarray) -> dict[str, float]:
