@@ -20,11 +20,12 @@ from typing import Any, Sequence
 
 import jax
 import numpy as np
-from scipy import stats
 
 from visionary_jax import action_space
 from visionary_jax.episodes import dataset as dataset_lib
+from visionary_jax.episodes import summary
 from visionary_jax.nets import qnetwork
+from visionary_jax.probes import outcome
 from visionary_jax.qtopt import cem
 
 HEIGHT_EDGES = (0.0, 0.05, 0.12)  # metres above the tray bottom: lower edges of the height groups
@@ -157,8 +158,7 @@ def attempt_discrimination(network: qnetwork.QNetwork, variables: Any, data: dat
     without both outcomes, and all but the counts are None when no close ends an episode.
   """
   open_before = np.asarray(data.gripper_closed).reshape(-1)[data.frame] < 0.5  # per frame -> per transition
-  candidates = np.flatnonzero(action_space.commands_close(data.action) & open_before
-                              & (np.asarray(data.terminated).reshape(-1) > 0.5))
+  candidates = np.flatnonzero(summary.grasp_attempts(data) & open_before)
   if not len(candidates):  # stacking: a close picks a block up and the episode goes on
     return {"attempts": 0, "success_rate": None, "auc": None, "q_success": None, "q_failure": None,
             "low_attempts": 0, "low_auc": None}
@@ -168,16 +168,9 @@ def attempt_discrimination(network: qnetwork.QNetwork, variables: Any, data: dat
   success = np.asarray(t["reward"]).reshape(-1) > 0.5
   (q,) = q_values(network, variables, t["image"], [t["action"]], t["gripper_closed"], t["height"], batch_size)
   low = np.asarray(t["height"]).reshape(-1) < HEIGHT_EDGES[1]
-  return {"attempts": int(len(index)), "success_rate": float(success.mean()), "auc": _auc(q, success),
+  return {"attempts": int(len(index)), "success_rate": float(success.mean()), "auc": outcome.auc(q, success),
           "q_success": _mean(q[success]), "q_failure": _mean(q[~success]),
-          "low_attempts": int(low.sum()), "low_auc": _auc(q[low], success[low])}
-
-
-def _auc(score: np.ndarray, positive: np.ndarray) -> float | None:
-  """P(score of a positive > score of a negative), ties counting half; None without both."""
-  if positive.all() or not positive.any():
-    return None
-  return float(stats.mannwhitneyu(score[positive], score[~positive]).statistic / (positive.sum() * (~positive).sum()))
+          "low_attempts": int(low.sum()), "low_auc": outcome.auc(q[low], success[low])}
 
 
 def scene_dependence(q_maps: np.ndarray) -> dict[str, float]:
