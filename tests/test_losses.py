@@ -54,6 +54,32 @@ def test_log_loss_gradient_is_q_minus_target():
   np.testing.assert_allclose(g, (jax.nn.sigmoid(logits) - y) / 3, rtol=1e-5)
 
 
+def test_expectile_weights_by_hand():
+  q = jnp.array([0.5, 0.5, 0.5, 0.5])
+  y = jnp.array([0.9, 0.1, 0.5, 0.9])
+  w = losses.expectile_weights(q, y, 0.8, asymmetric=jnp.array([1.0, 1.0, 1.0, 0.0]))
+  np.testing.assert_allclose(w, [1.6, 0.4, 0.4, 1.0], rtol=1e-6)  # above, below, tie (below), symmetric
+  np.testing.assert_allclose(losses.expectile_weights(q, y, 0.5, jnp.ones(4)), 1.0)
+
+
+def test_weighted_log_loss_by_hand():
+  logits, y = jnp.array([0.0, 0.0]), jnp.array([1.0, 0.0])
+  loss, _ = losses.log_loss(logits, y, jnp.array([1.6, 0.4]))
+  np.testing.assert_allclose(loss, (1.6 + 0.4) * math.log(2.0) / 2, rtol=1e-6)
+
+
+def test_expectile_log_loss_fits_the_expectile_of_its_targets():
+  # Targets 0 and 1 equally often: the tau-expectile q solves tau (1 - q) = (1 - tau) q, so q = tau.
+  y = jnp.array([0.0, 1.0])
+  def loss(logit):
+    q = jax.nn.sigmoid(jnp.full(2, logit))
+    return losses.log_loss(jnp.full(2, logit), y, losses.expectile_weights(q, y, 0.8, jnp.ones(2)))[0]
+  logit = 0.0
+  for _ in range(2000):
+    logit -= 2.0 * jax.grad(loss)(logit)
+  np.testing.assert_allclose(jax.nn.sigmoid(logit), 0.8, atol=1e-3)
+
+
 def test_conservative_penalty_by_hand():
   # State 0: three equal logits -> log 3. State 1: data logit 2 against 0 and 0 -> log(e^2 + 2) - 2.
   penalty, metrics = losses.conservative_penalty(jnp.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0]]))

@@ -177,7 +177,7 @@ def test_bad_optimizer_config_names_the_field(cfg, field, value):
                                          ("target", "max"), ("conservative_weight", -0.1),
                                          ("conservative_actions", -1),
                                          ("conservative_batch_actions", -1), ("local_actions", -1),
-                                         ("local_std", -0.1)])
+                                         ("local_std", -0.1), ("expectile", 1.0), ("expectile", 0.0)])
 def test_bad_update_config_names_the_field(cfg, field, value):
   config = cfg.copy_and_resolve_references()
   config.train[field] = value
@@ -319,6 +319,29 @@ def test_conservative_loss_is_log_loss_plus_weighted_penalty_of_the_same_logits(
   expected = plain + 0.5 * jnp.mean(jax.nn.logsumexp(logits, axis=1) - logits[:, 0])
   np.testing.assert_allclose(total, expected, rtol=1e-5)
   assert sampled.shape == (6, 3, 7) and np.all(np.asarray(sampled[..., 3:5]) == [0.0, 1.0])
+
+
+def test_expectile_weighs_the_log_loss_of_bootstrapping_transitions_only(cfg, baseline):
+  state = update_fixtures.initial_state(baseline, cfg)
+  single = {k: v[0] for k, v in update_fixtures.batch(baseline.spec.image_size, 6).items()}
+  single["done"] = np.array([0, 0, 0, 1, 1, 0], np.float32)
+  y = jnp.array([0.0, 1.0, 0.0, 1.0, 0.0, 1.0])
+  config = cfg.copy_and_resolve_references()
+  config.train.expectile = 0.9
+  ucfg = update.UpdateConfig.from_config(config)
+  mask = update.bootstrap_mask(single, ucfg)
+  np.testing.assert_array_equal(mask, [1, 1, 1, 0, 0, 1])
+  np.testing.assert_array_equal(update.bootstrap_mask(single, update.UpdateConfig.from_config(config, 2)),
+                                [1, 1, 0, 0, 0, 0])
+  _, plain = update.loss_fn(state.trainable, baseline, single, y)
+  weighted, _ = update.loss_fn(state.trainable, baseline, single, y, expectile=0.9, asymmetric=mask)
+  sa = np.concatenate([single["action"], single["gripper_closed"][:, None], single["height"][:, None]], -1)
+  logits = baseline.apply(train_state.as_variables(state.trainable), single["image"], sa)
+  per_example = -(y * jax.nn.log_sigmoid(logits) + (1 - y) * jax.nn.log_sigmoid(-logits))
+  # y in {0, 1} and 0 < Q < 1: above Q where y = 1.
+  weights = np.array([0.2, 1.8, 0.2, 1.0, 1.0, 1.8])
+  np.testing.assert_allclose(weighted, np.mean(weights * per_example), rtol=1e-5)
+  np.testing.assert_allclose(plain["loss"], np.mean(per_example), rtol=1e-5)
 
 
 def test_conservative_term_lowers_sampled_actions_q():

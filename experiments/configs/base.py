@@ -84,6 +84,9 @@ def train(preset: str) -> ml_collections.ConfigDict:
   c.conservative_weight = 0.0  # 0: off
   c.conservative_actions = 8  # uniform actions per state
   c.conservative_batch_actions = 0  # data actions of other transitions in the batch, per state
+  # tau of the log loss on bootstrapping transitions: > 0.5 fits an upper expectile of the targets the
+  # data's next actions give (an in-sample maximum, IQL style); 0.5: the plain log loss.
+  c.expectile = 0.5
   # Host loop.
   c.log_every = {"paper": 100, "cpu": 50, "smoke": 1}[preset]  # steps between metrics records
   c.checkpoint_every = {"paper": 1000, "cpu": 500, "smoke": 2}[preset]  # steps between checkpoints

@@ -39,9 +39,23 @@ def clipped_double_q_target(r_t: jax.Array, d_t: jax.Array, q_t_target1: jax.Arr
   return jax.lax.stop_gradient(y), metrics
 
 
-def log_loss(logits_tm1: jax.Array, y: jax.Array) -> tuple[jax.Array, Metrics]:
-  """Mean cross-entropy between targets y [B] and Q = sigmoid(logits_tm1 [B])."""
-  loss = jnp.mean(optax.sigmoid_binary_cross_entropy(logits_tm1, y))
+def expectile_weights(q_tm1: jax.Array, y: jax.Array, expectile: float, asymmetric: jax.Array) -> jax.Array:
+  """[B] weights 2 tau where y > Q and 2 (1 - tau) where y <= Q on transitions where `asymmetric` [B] is 1.
+
+  The weighted cross-entropy's gradient in the logit, w (Q - y), vanishes in
+  expectation where Q is the tau-expectile of the targets, so tau > 0.5 fits
+  the upper range of the values the data's next actions reach (the in-sample
+  maximum of IQL, Kostrikov et al. 2022, on the Q-function itself). Elsewhere
+  (and everywhere at tau 0.5) the weight is 1.
+  """
+  upper = jnp.where(y > q_tm1, 2.0 * expectile, 2.0 * (1.0 - expectile))
+  return jax.lax.stop_gradient(jnp.where(asymmetric > 0, upper, 1.0))
+
+
+def log_loss(logits_tm1: jax.Array, y: jax.Array, weights: jax.Array | None = None) -> tuple[jax.Array, Metrics]:
+  """Mean cross-entropy between targets y [B] and Q = sigmoid(logits_tm1 [B]), each weighted by weights [B]."""
+  per_example = optax.sigmoid_binary_cross_entropy(logits_tm1, y)
+  loss = jnp.mean(per_example if weights is None else weights * per_example)
   q_tm1 = jax.nn.sigmoid(logits_tm1)
   metrics = {"loss": loss, "q_mean": jnp.mean(q_tm1), "q_std": jnp.std(q_tm1), "q_min": jnp.min(q_tm1),
              "q_max": jnp.max(q_tm1), "td_abs_error": jnp.mean(jnp.abs(q_tm1 - y))}

@@ -61,6 +61,8 @@ class UpdateConfig:
   conservative_weight: float = 0.0
   conservative_actions: int = 8
   conservative_batch_actions: int = 0
+  # tau of the log loss on bootstrapping transitions (losses.expectile_weights); 0.5: the plain log loss.
+  expectile: float = 0.5
 
   def __post_init__(self):
     if not 0 <= self.gamma <= 1:
@@ -90,6 +92,8 @@ class UpdateConfig:
         or self.conservative_batch_actions < 0):
       raise ValueError(f"train config field 'conservative_batch_actions' must be an integer >= 0, "
                        f"got {self.conservative_batch_actions!r}")
+    if not (isinstance(self.expectile, (int, float)) and 0 < self.expectile < 1):
+      raise ValueError(f"train config field 'expectile' must be in (0, 1), got {self.expectile!r}")
     if self.conservative_weight > 0 and self.conservative_actions + self.conservative_batch_actions < 1:
       raise ValueError("train config fields 'conservative_actions' + 'conservative_batch_actions' must be >= 1 "
                        "when 'conservative_weight' > 0")
@@ -104,7 +108,8 @@ class UpdateConfig:
                bootstrap_size=bootstrap_size,
                conservative_weight=float(train.conservative_weight),
                conservative_actions=train.conservative_actions,
-               conservative_batch_actions=train.conservative_batch_actions)
+               conservative_batch_actions=train.conservative_batch_actions,
+               expectile=float(train.expectile))
 
 
 def random_batch(image_size: int, global_batch: int, num_devices: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
@@ -255,12 +260,23 @@ def _encode_and_score(module: qnetwork.QNetwork, image: jax.Array, state_action:
   return module.score(module.encode(image), state_action)
 
 
+def bootstrap_mask(batch: Batch, config: UpdateConfig) -> jax.Array:
+  """[B] 1.0 on the transitions whose target bootstraps (the slice's first `bootstrap_size`, if set)."""
+  b = batch["reward"].shape[0]
+  if config.bootstrap_size is not None:
+    return (jnp.arange(b) < config.bootstrap_size).astype(jnp.float32)
+  return 1.0 - no_bootstrap(batch, config.target)
+
+
 def loss_fn(trainable: dict[str, Any], network: qnetwork.QNetwork, batch: Batch, y: jax.Array,
-            sampled_actions: jax.Array | None = None, conservative_weight: float = 0.0) -> tuple[jax.Array, Metrics]:
+            sampled_actions: jax.Array | None = None, conservative_weight: float = 0.0,
+            expectile: float = 0.5, asymmetric: jax.Array | None = None) -> tuple[jax.Array, Metrics]:
   """Log loss of Q(s, a) against fixed targets y [B]; differentiable in weights and architecture.
 
   With sampled_actions [B, M, 7], adds conservative_weight times the
   conservative penalty of the data's action against them (one image encoding per state).
+  With expectile != 0.5, the log loss of the transitions where asymmetric [B]
+  is 1 is expectile-weighted (losses.expectile_weights).
   """
   b = y.shape[0]
   action = batch["action"].reshape(b, action_space.ACTION_DIM).astype(jnp.float32)
@@ -268,10 +284,16 @@ def loss_fn(trainable: dict[str, Any], network: qnetwork.QNetwork, batch: Batch,
   variables = train_state_lib.as_variables(trainable)
   if sampled_actions is None:
     logits = network.apply(variables, batch["image"], jnp.concatenate([action, state], axis=-1))
-    return losses.log_loss(logits, y)
-  candidates = cem.with_state(jnp.concatenate([action[:, None], sampled_actions], axis=1), state)
-  all_logits = network.apply(variables, batch["image"], candidates, method=_encode_and_score)  # [B, 1 + M]
-  loss, metrics = losses.log_loss(all_logits[:, 0], y)
+  else:
+    candidates = cem.with_state(jnp.concatenate([action[:, None], sampled_actions], axis=1), state)
+    all_logits = network.apply(variables, batch["image"], candidates, method=_encode_and_score)  # [B, 1 + M]
+    logits = all_logits[:, 0]
+  weights = None
+  if expectile != 0.5:
+    weights = losses.expectile_weights(qnetwork.q_value(logits), y, expectile, asymmetric)
+  if sampled_actions is None:
+    return losses.log_loss(logits, y, weights)
+  loss, metrics = losses.log_loss(logits, y, weights)
   penalty, penalty_metrics = losses.conservative_penalty(all_logits)
   metrics.update(penalty_metrics)
   return loss + conservative_weight * penalty, metrics
@@ -291,7 +313,8 @@ def gradient_step(state: train_state_lib.TrainState, batch: Batch, y: jax.Array,
   sampled_actions [B, M, 7]: the conservative term's actions (loss_fn), None: no conservative term.
   """
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.trainable, network, batch, y, sampled_actions, config.conservative_weight)
+      state.trainable, network, batch, y, sampled_actions, config.conservative_weight, config.expectile,
+      bootstrap_mask(batch, config))
   if axis_name:
     grads = jax.lax.pmean(grads, axis_name)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.trainable)
