@@ -1,6 +1,6 @@
 # Entry points for a fresh machine with Python 3.11+ and make:
 #   make demo   sets up .venv and runs the main job on a small embedded default
-#   make test   sets up .venv and runs the whole test suite
+#   make test   sets up .venv and runs the whole test suite, one worker per core (up to 4), a module per worker
 #   make lint   sets up .venv and runs ruff (pyflakes and import order, settings in pyproject.toml)
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/python -m experiments.demo --workdir=$(or $(WORKDIR),/tmp/visionary_demo)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 --dist loadfile --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,5 +1,6 @@
 """Shared fixtures: the smoke preset and random inputs for it."""
 
+import collections
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -15,6 +16,19 @@ from visionary_jax import genotype as G
 from visionary_jax.nets import qnetwork
 
 
+def compilation_cache_dir(tmp_path_factory) -> str:
+  """The session's persistent XLA cache: one per run, shared by pytest-xdist workers (each has its own basetemp)."""
+  base = tmp_path_factory.getbasetemp()
+  return str((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "jax_cache")
+
+
+def pytest_collection_modifyitems(items):
+  """Modules run in decreasing number of `slow` tests, so that `make test`'s workers (pytest-xdist, a module
+  per worker, in this order) do not start the longest modules last."""
+  slow = collections.Counter(item.module.__name__ for item in items if item.get_closest_marker("slow"))
+  items.sort(key=lambda item: -slow[item.module.__name__])
+
+
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
   """One persistent XLA cache for the session, shared with test subprocesses (update_fixtures.subprocess_env).
@@ -22,7 +36,7 @@ def compilation_cache(tmp_path_factory):
   Tests build the same smoke networks in fresh `jax.jit` wrappers and fresh processes; the cache
   compiles each program once.
   """
-  cache_dir = str(tmp_path_factory.getbasetemp() / "jax_cache")
+  cache_dir = compilation_cache_dir(tmp_path_factory)
   jax.config.update("jax_compilation_cache_dir", cache_dir)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

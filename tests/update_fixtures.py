@@ -6,6 +6,7 @@ import sys
 
 import jax
 
+from conftest import compilation_cache_dir
 from conftest import perturbed
 from experiments.configs import grasping
 from visionary_jax.nets import qnetwork
@@ -43,7 +44,7 @@ def subprocess_env(tmp_path_factory) -> dict[str, str]:
   """Environment for test subprocesses: CPU, this checkout, one persistent compilation cache per session."""
   here = os.path.dirname(os.path.abspath(__file__))
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join([os.path.dirname(here), here]),
-             JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.getbasetemp() / "jax_cache"),
+             JAX_COMPILATION_CACHE_DIR=compilation_cache_dir(tmp_path_factory),
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
   env.pop("XLA_FLAGS", None)
   return env
