@@ -13,6 +13,8 @@ from visionary_jax import evaluation
 from visionary_jax import export
 from visionary_jax import genotype as G
 from visionary_jax import metrics
+from visionary_jax import training
+from visionary_jax.nets import qnetwork
 from visionary_jax.qtopt import trainer
 
 CONFIG = "--config=experiments/configs/grasping.py:smoke"
@@ -123,3 +125,17 @@ def test_architecture_weights_become_metrics():
   assert values["arch/loc4/edge/dilated4"] == pytest.approx(0.5)
   assert len(values) == 5 * 5 + sum(len(G.attention_candidates(i)) for i in range(5))
   assert trainer._arch_metrics({}, G.BASELINE) == {}  # pylint: disable=protected-access
+
+
+def test_policy_weights_are_the_polyak_average_on_request_except_in_a_search():
+  cfg = update_fixtures.config("smoke")
+  network = qnetwork.build(cfg.network, G.BASELINE)
+  state = update_fixtures.initial_state(network, cfg)
+  assert training.policy_weights(cfg, G.BASELINE, state) == (state.params, state.arch)
+  cfg.train.export_weights = "target"
+  params, arch = training.policy_weights(cfg, G.BASELINE, state)
+  assert params is state.target["params"] and arch is state.target["arch"]
+  assert training.policy_weights(cfg, G.SearchSpace(), state)[0] is state.params
+  cfg.train.export_weights = "lagged"
+  with pytest.raises(ValueError, match="'export_weights' must be one of"):
+    training.check_export_weights(cfg)

@@ -7,14 +7,33 @@ newest evaluated policy), the evaluation curve (`eval_curve.json`, `.png`) and
 """
 
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import ml_collections
 
 from visionary_jax import evaluation
 from visionary_jax import export as export_lib
+from visionary_jax import genotype as genotype_lib
 from visionary_jax.qtopt import train_state as train_state_lib
 from visionary_jax.qtopt import trainer
+
+EXPORT_WEIGHTS = ("online", "target")
+
+
+def check_export_weights(config: ml_collections.ConfigDict) -> None:
+  if config.train.export_weights not in EXPORT_WEIGHTS:
+    raise ValueError(f"train config field 'export_weights' must be one of {EXPORT_WEIGHTS}, "
+                     f"got {config.train.export_weights!r}")
+
+
+def policy_weights(config: ml_collections.ConfigDict, arch: trainer.Architecture,
+                   state: train_state_lib.TrainState) -> tuple[Any, Any]:
+  """(params, arch params) that evaluations and the export get: the online network's, or with
+  `train.export_weights` "target" the Polyak average's (Q_target1). A one-shot search exports its online
+  weights, whose architecture logits `experiments.derive` reads from the checkpoint."""
+  if config.train.export_weights == "target" and not isinstance(arch, genotype_lib.SearchSpace):
+    return state.target["params"], state.target["arch"]
+  return state.params, state.arch
 
 
 def periodic_evaluation(config: ml_collections.ConfigDict, workdir: str, arch: trainer.Architecture,
@@ -22,8 +41,8 @@ def periodic_evaluation(config: ml_collections.ConfigDict, workdir: str, arch: t
   """The trainer's callback: export the state, run `train.eval_trials` test trials, append to the curve."""
 
   def evaluate(step: int, state: train_state_lib.TrainState) -> dict[str, float]:
-    directory = export_lib.export(os.path.join(workdir, "evals", "latest"), config, arch, state.params,
-                                  state.arch, step)
+    directory = export_lib.export(os.path.join(workdir, "evals", "latest"), config, arch,
+                                  *policy_weights(config, arch, state), step)
     result = evaluation.evaluate(directory, config.task, config.env, config.train.eval_trials,
                                  config.train.eval_workers, seed=config.seed)
     evaluation.append_to_curve(workdir, step, result)
@@ -44,9 +63,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, arch_flag: str | traine
   Returns the export directory, `workdir/export`.
   """
   arch = arch_flag if isinstance(arch_flag, trainer.Architecture) else trainer.architecture_from_flag(arch_flag)
+  check_export_weights(config)
   evaluate = periodic_evaluation(config, workdir, arch, log) if config.train.eval_every else None
   state = trainer.train_on_dataset(config, workdir, arch, evaluate=evaluate, log=log)
-  directory = export_lib.export(os.path.join(workdir, "export"), config, arch, state.params, state.arch,
+  directory = export_lib.export(os.path.join(workdir, "export"), config, arch, *policy_weights(config, arch, state),
                                 int(state.step))
   log(f"exported step {int(state.step)} to {directory}")
   return directory
