@@ -95,7 +95,7 @@ def train(preset: str) -> ml_collections.ConfigDict:
   c.eval_trials = {"paper": 200, "cpu": 200, "smoke": 2}[preset]  # PyBullet trials per evaluation (test objects)
   c.eval_workers = {"paper": 2, "cpu": 2, "smoke": 0}[preset]  # evaluation processes, 0: in the trainer
   # Weights the evaluations and the export use: "online", or "target", the Polyak average (Q_target1). At
-  # `cpu` one run's online weights score 0.105-0.335 at checkpoints where the average's score 0.17-0.23
+  # `cpu` the online weights scored 0.030-0.335 at checkpoints where their average scored 0.17-0.23
   # (docs/results/learning/README.md): the average takes out the iterate's noise.
   c.export_weights = {"paper": "online", "cpu": "target", "smoke": "online"}[preset]
   c.dataset_dir = ""  # episodes directory from experiments/collect.py (required by experiments/train.py)
