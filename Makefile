@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/python -m experiments.demo --workdir=$(or $(WORKDIR),/tmp/visionary_demo)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 --dist loadfile --no-loadscope-reorder --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -117,3 +117,21 @@ def test_check_inputs_writes_one_row_per_case(tmp_path_factory, tmp_path):
 def test_check_inputs_rejects_unknown_cases():
   with pytest.raises(ValueError, match=r"unknown cases \['nope'\]"):
     check_inputs.run_cases(["nope"])
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+  return update_fixtures.subprocess_env(tmp_path_factory)
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--variants=baseline,bogus",), "unknown variant 'bogus'"),
+    (("--seeds=0,one",), "--seeds must be comma-separated integers, got '0,one'"),
+    (("--variants=transfer",), "variant 'transfer' needs study config field 'transfer_genotype'"),
+])
+def test_study_launcher_rejects_bad_flags(env, tmp_path, args, message):
+  result = update_fixtures.run_module(env, "experiments.study", "--config=experiments/configs/grasping.py:smoke",
+                                      f"--workdir={tmp_path}", f"--config.train.dataset_dir={tmp_path}", *args,
+                                      check=False)
+  assert result.returncode != 0
+  assert message in result.stderr
