@@ -131,7 +131,8 @@ def test_policy_weights_are_the_polyak_average_on_request_except_in_a_search():
   cfg = update_fixtures.config("smoke")
   network = qnetwork.build(cfg.network, G.BASELINE)
   state = update_fixtures.initial_state(network, cfg)
-  assert training.policy_weights(cfg, G.BASELINE, state) == (state.params, state.arch)
+  params, arch = training.policy_weights(cfg, G.BASELINE, state)
+  assert params is state.params and arch is state.arch
   cfg.train.export_weights = "target"
   params, arch = training.policy_weights(cfg, G.BASELINE, state)
   assert params is state.target["params"] and arch is state.target["arch"]

@@ -291,9 +291,9 @@ def loss_fn(trainable: dict[str, Any], network: qnetwork.QNetwork, batch: Batch,
   weights = None
   if expectile != 0.5:
     weights = losses.expectile_weights(qnetwork.q_value(logits), y, expectile, asymmetric)
-  if sampled_actions is None:
-    return losses.log_loss(logits, y, weights)
   loss, metrics = losses.log_loss(logits, y, weights)
+  if sampled_actions is None:
+    return loss, metrics
   penalty, penalty_metrics = losses.conservative_penalty(all_logits)
   metrics.update(penalty_metrics)
   return loss + conservative_weight * penalty, metrics
