@@ -189,3 +189,38 @@ def test_grasping_random_aim_closes_on_the_tray_floor_away_from_objects():
   a = always(None)
   expected = np.clip((aim[:2] - [0.60, 0.06]) / 0.06, -1, 1)
   np.testing.assert_allclose(a[:2], expected, atol=1e-6)
+
+
+def test_grasping_approach_offset_descends_beside_the_object_and_closes_back_onto_it():
+  from visionary_jax.envs import scene as scene_lib  # pylint: disable=g-import-not-at-top
+  grasp_z = -0.15 - 0.03 + scene_lib.TIP_OFFSET
+  script = policies.ScriptedGrasping(approach_offset=0.05)
+  radii = []
+  for seed in range(2000):
+    script.reset(_FakeGraspEnv([0.60, 0.06, 0.36]), np.random.default_rng(seed))
+    radii.append(np.linalg.norm(script._approach))  # pylint: disable=protected-access
+  radii = np.array(radii)
+  assert radii.max() <= 0.05
+  # Uniform over the disc: P(r < 0.05 / 2) = 1/4.
+  assert np.mean(radii < 0.025) == pytest.approx(0.25, abs=4 * np.sqrt(0.25 * 0.75 / 2000))
+  script._approach = np.array([0.03, -0.04])  # pylint: disable=protected-access
+  script._env = _FakeGraspEnv([0.60, 0.06, 0.36])  # pylint: disable=protected-access
+  np.testing.assert_allclose(script(None)[:2], [0.5, -2 / 3], atol=1e-6)  # heads for the point beside it
+  script._env = _FakeGraspEnv([0.63, 0.02, grasp_z])  # pylint: disable=protected-access
+  a = script(None)  # beside the object at the grasp height: close with the move back onto it
+  assert a[action_space.GRIPPER_COMMAND].tolist() == [0.0, 1.0]
+  np.testing.assert_allclose(a[:3], [-0.5, 2 / 3, 0.0], atol=1e-6)
+  script._close_turn = np.pi / 2  # pylint: disable=protected-access
+  np.testing.assert_allclose(script(None)[:3], [-2 / 3, -0.5, 0.0], atol=1e-6)  # turned 90 degrees
+  misdirected = policies.ScriptedGrasping(approach_offset=0.05, misdirected_close_prob=0.3)
+  turns = []
+  for seed in range(2000):
+    misdirected.reset(_FakeGraspEnv([0.60, 0.06, 0.36]), np.random.default_rng(seed))
+    turns.append(misdirected._close_turn)  # pylint: disable=protected-access
+  assert np.mean(np.array(turns) != 0.0) == pytest.approx(0.3, abs=4 * np.sqrt(0.3 * 0.7 / 2000))
+  with pytest.raises(ValueError, match="approach_offset"):
+    policies.ScriptedGrasping(approach_offset=-0.01)
+  with pytest.raises(ValueError, match="misdirected_close_prob"):
+    policies.make("grasping", "scripted", misdirected_close_prob=1.5)
+  with pytest.raises(ValueError, match="unknown script knobs"):
+    policies.make("grasping", "scripted", aim_offset=0.1)

@@ -171,6 +171,8 @@ def collect(preset: str, task: str) -> ml_collections.ConfigDict:
   c.diagonal_prob = {"grasping": 0.5, "stacking": 0.0}[task]  # episodes descending while approaching
   c.early_close_prob = {"grasping": 0.06, "stacking": 0.0}[task]  # per step, close where it is
   c.random_aim_prob = {"grasping": 0.35, "stacking": 0.0}[task]  # episodes aiming at a random tray point
+  c.approach_offset = 0.0  # metres, radius of the disc the script descends in beside the object
+  c.misdirected_close_prob = 0.0  # approach_offset episodes whose close moves in a random direction
   return c
 
 

@@ -22,6 +22,9 @@ from visionary_jax.envs import scene as scene_lib
 from visionary_jax.envs import stacking as stacking_lib
 
 POLICIES = ("random", "scripted")
+# ScriptedGrasping's exploration knobs, also the names of their `collect` config fields.
+GRASPING_KNOBS = ("aim_noise", "diagonal_prob", "early_close_prob", "random_aim_prob",
+                  "approach_offset", "misdirected_close_prob")
 
 
 def _action(env: robot_env.RobotEnv, displacement: np.ndarray, yaw_change: float,
@@ -67,23 +70,34 @@ class ScriptedGrasping:
   probability `random_aim_prob` per episode the script aims at a uniform random
   point of the tray floor instead of an object, so low closes away from objects
   (mostly failures) contrast with the aimed ones and alignment, not height alone,
-  decides success.
+  decides success; `approach_offset` (metres) descends beside the object, at a
+  uniform point of a disc of that radius around it, and the close then carries
+  the x-y move back onto the object, so the data shows which close translation
+  reaches an object seen beside the fingers; with probability
+  `misdirected_close_prob` per such episode that move is turned by a uniform
+  random angle, a failure of the same length (so the direction seen in the
+  image, not the move's size, decides the outcome).
   """
 
   HOVER_TOLERANCE = 0.012  # metres of x-y error under which the gripper descends
 
   def __init__(self, aim_noise: float = 0.0, diagonal_prob: float = 0.0,
-               early_close_prob: float = 0.0, random_aim_prob: float = 0.0):
-    if aim_noise < 0:
-      raise ValueError(f"aim_noise must be >= 0 metres, got {aim_noise}")
+               early_close_prob: float = 0.0, random_aim_prob: float = 0.0,
+               approach_offset: float = 0.0, misdirected_close_prob: float = 0.0):
+    for name, value in (("aim_noise", aim_noise), ("approach_offset", approach_offset)):
+      if value < 0:
+        raise ValueError(f"{name} must be >= 0 metres, got {value}")
     for name, value in (("diagonal_prob", diagonal_prob), ("early_close_prob", early_close_prob),
-                        ("random_aim_prob", random_aim_prob)):
+                        ("random_aim_prob", random_aim_prob),
+                        ("misdirected_close_prob", misdirected_close_prob)):
       if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value}")
     self.aim_noise = float(aim_noise)
     self.diagonal_prob = float(diagonal_prob)
     self.early_close_prob = float(early_close_prob)
     self.random_aim_prob = float(random_aim_prob)
+    self.approach_offset = float(approach_offset)
+    self.misdirected_close_prob = float(misdirected_close_prob)
 
   def reset(self, env, rng):
     self._env = env
@@ -95,6 +109,14 @@ class ScriptedGrasping:
     if self.random_aim_prob and rng.uniform() < self.random_aim_prob:
       xy = rng.uniform(scene_lib.DROP_LOW, scene_lib.DROP_HIGH)
       self._random_aim = np.append(xy, scene_lib.TRAY_BOTTOM_Z + 0.03)
+    self._approach = np.zeros(2)  # x-y offset [2] of the descent from the aimed point, metres
+    self._close_turn = 0.0  # radians the close's move back onto the aimed point is turned by
+    if self.approach_offset:
+      radius = self.approach_offset * math.sqrt(rng.uniform())
+      angle = rng.uniform(0.0, 2.0 * math.pi)
+      self._approach = radius * np.array([math.cos(angle), math.sin(angle)])
+      if self.misdirected_close_prob and rng.uniform() < self.misdirected_close_prob:
+        self._close_turn = rng.uniform(0.0, 2.0 * math.pi)
 
   def __call__(self, observation):
     del observation
@@ -107,7 +129,8 @@ class ScriptedGrasping:
     if self.early_close_prob and self._rng.uniform() < self.early_close_prob:
       move = self._rng.uniform(-1.0, 1.0, 3) * env.max_displacement
       return _action(env, move, 0.0, close=True)
-    error_xy = target[:2] + self._aim_offset - ee[:2]
+    aim_xy = target[:2] + self._aim_offset
+    error_xy = aim_xy + self._approach - ee[:2]
     tip_z = max(target[2] - 0.03, scene_lib.TRAY_BOTTOM_Z)
     grasp_z = max(tip_z + scene_lib.TIP_OFFSET, scene_lib.WORKSPACE_LOW[2])
     distance = np.linalg.norm(error_xy)
@@ -120,6 +143,9 @@ class ScriptedGrasping:
     else:
       z = ee[2]
     at_grasp = centred and abs(ee[2] - grasp_z) < 0.01
+    if at_grasp and self.approach_offset:
+      c, s = math.cos(self._close_turn), math.sin(self._close_turn)
+      error_xy = np.array([[c, -s], [s, c]]) @ (aim_xy - ee[:2])
     return _action(env, np.append(error_xy, z - ee[2]), 0.0, close=at_grasp)
 
 
@@ -212,24 +238,24 @@ class Mixed:
 
 
 def make(task: str, policy: str, scripted_fraction: float = 1.0, noise: float = 0.0,
-         random_action_prob: float = 0.0, aim_noise: float = 0.0, diagonal_prob: float = 0.0,
-         early_close_prob: float = 0.0, random_aim_prob: float = 0.0):
+         random_action_prob: float = 0.0, **script_knobs: float):
   """The collection policy named `policy` ("random" or "scripted") for `task`.
 
-  `aim_noise`, `diagonal_prob`, `early_close_prob` and `random_aim_prob` are the grasping script's
-  exploration knobs (ScriptedGrasping); stacking rejects non-zero values.
+  `script_knobs` are the grasping script's exploration knobs (GRASPING_KNOBS,
+  ScriptedGrasping's arguments); stacking rejects non-zero values.
   """
+  unknown = sorted(set(script_knobs) - set(GRASPING_KNOBS))
+  if unknown:
+    raise ValueError(f"unknown script knobs {unknown}; known: {list(GRASPING_KNOBS)}")
   if policy == "random":
     return Random()
   if policy != "scripted":
     raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
   if task == "grasping":
-    script = ScriptedGrasping(aim_noise, diagonal_prob, early_close_prob, random_aim_prob)
+    script = ScriptedGrasping(**script_knobs)
   elif task == "stacking":
-    knobs = dict(aim_noise=aim_noise, diagonal_prob=diagonal_prob,
-                 early_close_prob=early_close_prob, random_aim_prob=random_aim_prob)
-    if any(knobs.values()):
-      raise ValueError(f"the stacking script has no exploration knobs; got {knobs}")
+    if any(script_knobs.values()):
+      raise ValueError(f"the stacking script has no exploration knobs; got {script_knobs}")
     script = ScriptedStacking()
   else:
     raise ValueError(f"task must be one of ['grasping', 'stacking'], got {task!r}")

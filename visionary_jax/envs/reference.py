@@ -23,8 +23,7 @@ from visionary_jax.envs import policies
 
 NAMES = ("random", "descend_close", "script")
 # The `collect` fields the "script" reference reads (experiments/configs/base.py:collect).
-COLLECT_FIELDS = ("noise", "random_action_prob", "aim_noise", "diagonal_prob", "early_close_prob",
-                  "random_aim_prob")
+COLLECT_FIELDS = ("noise", "random_action_prob") + policies.GRASPING_KNOBS
 
 
 def _command(tz: float, close: bool) -> np.ndarray:

@@ -151,8 +151,7 @@ def _make_policy(task: str, c: Mapping[str, Any]):
     return policies.Mixed(ExportScript(c["export_dir"]), c["scripted_fraction"], c["noise"],
                           c["random_action_prob"])
   return policies.make(task, c["policy"], c["scripted_fraction"], c["noise"],
-                       c["random_action_prob"], c["aim_noise"], c["diagonal_prob"],
-                       c["early_close_prob"], c["random_aim_prob"])
+                       c["random_action_prob"], **{k: c[k] for k in policies.GRASPING_KNOBS})
 
 
 def _clean_stale_temps(directory: str, ranges: list[tuple[int, int]]):
